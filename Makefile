@@ -1,0 +1,41 @@
+# One command to run the service on the embedded default, one to pass the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+FLASK  := $(BIN)/flask --app wsgi
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test lint bench migrate clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(FLASK) db upgrade
+
+## run: set up, migrate and serve on SQLite with in-process jobs; prints a demo API key
+run: migrate
+	@$(FLASK) demo setup
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## test: set up and run the whole suite (SQLite and PostgreSQL, real Redis)
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+## bench: performance figures as ratios to baselines measured in the same run (needs PostgreSQL, wrk)
+bench: $(VENV)/.installed
+	$(BIN)/python bench/consent.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

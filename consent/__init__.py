@@ -1,0 +1,1 @@
+"""Consent: privacy policies and their versions, per-purpose consent, withdrawal, receipts and the ledger."""

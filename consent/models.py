@@ -1,0 +1,88 @@
+"""Consent tables: policies, purposes, versions and the append-only consent ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base, utcnow
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("app_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    purposes: Mapped[list[Purpose]] = relationship(order_by="Purpose.id", lazy="selectin")
+    versions: Mapped[list[PolicyVersion]] = relationship(
+        order_by="(PolicyVersion.effective_at, PolicyVersion.id)", lazy="selectin")
+
+
+class Purpose(Base):
+    __tablename__ = "purposes"
+    __table_args__ = (UniqueConstraint("policy_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text)
+    required: Mapped[bool] = mapped_column(default=False)
+    honors_gpc: Mapped[bool] = mapped_column(default=False)
+    lawful_basis: Mapped[str] = mapped_column(String(40), default="consent")
+    retention: Mapped[str | None] = mapped_column(String(40))
+    pii_categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    third_party: Mapped[str | None] = mapped_column(String(200))
+
+
+class PolicyVersion(Base):
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("policy_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    effective_at: Mapped[datetime]
+    text: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    material: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(Base):
+    """One ledger entry. Append-only: the API never updates or deletes a row.
+
+    `purposes` is the subject's full per-purpose state after this event, so the latest event is the current
+    state. `seq`/`prev_hash` chain each subject's events; `hash` covers the row's canonical content.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        UniqueConstraint("subject", "seq"),
+        Index("ix_consent_events_policy_subject_seq", "policy_id", "subject", "seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id"))
+    subject: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(20))
+    purposes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    gpc: Mapped[bool] = mapped_column(default=False)
+    channel: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    evidence: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    receipt: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,139 @@
+"""HTTP routes of the consent API (thin: validation by schemas, logic in consent.service)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+
+from consent import schemas
+from consent import service as consent
+from service.auth import current_principal, require_scope
+
+policy_blp = Blueprint("policies", __name__, url_prefix="/v1", description="Privacy policies and versions")
+blp = Blueprint("consents", __name__, url_prefix="/v1", description="Consent records, status and receipts")
+
+
+def _ctx() -> consent.Context:
+    return consent.Context(principal=current_principal(), keys=current_app.extensions["keys"],
+                           settings=current_app.config["SETTINGS"])
+
+
+def _db() -> Any:
+    return current_app.extensions["db"]
+
+
+def _cache() -> consent.PolicyCache:
+    return current_app.extensions.setdefault(
+        "policy_cache", consent.PolicyCache(current_app.config["SETTINGS"].cache_ttl_seconds))
+
+
+def _policy_out(policy: Any) -> dict[str, Any]:
+    current = consent.current_version(policy.versions, consent.utcnow())
+    return {"key": policy.key, "title": policy.title, "purposes": policy.purposes,
+            "current_version": current.version if current else None, "created_at": policy.created_at}
+
+
+@policy_blp.post("/policies")
+@require_scope("admin")
+@policy_blp.arguments(schemas.PolicyIn)
+@policy_blp.response(201, schemas.PolicyOut)
+def create_policy(data: dict[str, Any]) -> Any:
+    """Create a privacy policy with its purposes."""
+    with _db().session() as session:
+        return _policy_out(consent.create_policy(session, _ctx(), data))
+
+
+@policy_blp.get("/policies")
+@require_scope("consent:read")
+@policy_blp.response(200, schemas.PolicyOut(many=True))
+def list_policies() -> Any:
+    """The app's policies."""
+    with _db().sessions() as session:
+        return [_policy_out(p) for p in consent.list_policies(session, current_principal().app_id)]
+
+
+@policy_blp.get("/policies/<key>")
+@require_scope("consent:read")
+@policy_blp.response(200, schemas.PolicyOut)
+def get_policy(key: str) -> Any:
+    """One policy with its purposes and current version."""
+    with _db().sessions() as session:
+        return _policy_out(consent.get_policy(session, current_principal().app_id, key))
+
+
+@policy_blp.post("/policies/<key>/versions")
+@require_scope("admin")
+@policy_blp.arguments(schemas.VersionIn)
+@policy_blp.response(201, schemas.VersionOut)
+def add_version(data: dict[str, Any], key: str) -> Any:
+    """Publish a version. A material version requires fresh consent once it takes effect."""
+    with _db().session() as session:
+        version = consent.add_version(session, _ctx(), key, data)
+    _cache().invalidate(current_principal().app_id, key)
+    return version
+
+
+@policy_blp.get("/policies/<key>/versions")
+@require_scope("consent:read")
+@policy_blp.response(200, schemas.VersionOut(many=True))
+def list_versions(key: str) -> Any:
+    """The policy's versions, newest first."""
+    with _db().sessions() as session:
+        return list(reversed(consent.get_policy(session, current_principal().app_id, key).versions))
+
+
+@blp.post("/consents")
+@require_scope("consent:write")
+@blp.arguments(schemas.ConsentIn)
+@blp.response(201, schemas.ConsentOut)
+@blp.alt_response(409, description="Not the current version; `detail.current_version` names it")
+def record_consent(data: dict[str, Any]) -> Any:
+    """Record a subject's consent to the current policy version, per purpose; returns a signed receipt.
+
+    A `Sec-GPC: 1` header (or `gpc: true`) records purposes that honour GPC as denied.
+    """
+    with _db().sessions() as session:
+        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1")
+        return {"id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
+                "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at,
+                "receipt": event.receipt}
+
+
+@blp.get("/consents/status")
+@require_scope("consent:read")
+@blp.arguments(schemas.StatusQuery, location="query")
+@blp.response(200, schemas.StatusOut)
+def consent_status(args: dict[str, Any]) -> Any:
+    """Does this subject need to accept the current policy? Call it at app start."""
+    with _db().sessions() as session:
+        return consent.status(session, _ctx(), _cache(), args["subject_id"], args["policy"])
+
+
+@blp.post("/consents/withdraw")
+@require_scope("consent:write")
+@blp.arguments(schemas.WithdrawIn)
+@blp.response(200, schemas.WithdrawOut)
+def withdraw(data: dict[str, Any]) -> Any:
+    """Withdraw consent for some purposes, or all when `purposes` is absent; returns a signed receipt."""
+    ctx = _ctx()
+    with _db().sessions() as session:
+        event = consent.withdraw(session, ctx, data)
+        state = consent.status(session, ctx, _cache(), data["subject_id"], data["policy"])
+        return {**state, "id": event.id, "created_at": event.created_at, "receipt": event.receipt}
+
+
+@blp.get("/subjects/<subject_id>/consents")
+@require_scope("consent:read")
+@blp.arguments(schemas.HistoryQuery, location="query")
+@blp.response(200, schemas.HistoryItem(many=True))
+@blp.paginate()
+def consent_history(args: dict[str, Any], subject_id: str, pagination_parameters: PaginationParameters) -> Any:
+    """The subject's consent history, newest first."""
+    with _db().sessions() as session:
+        items, total = consent.history(session, _ctx(), subject_id, args["policy"],
+                                       pagination_parameters.first_item, pagination_parameters.page_size)
+    pagination_parameters.item_count = total
+    return items

@@ -1,0 +1,313 @@
+"""Consent logic, callable without Flask: policies, versions, recording, withdrawal, status and history."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from consent.ledger import content_hash
+from consent.models import ConsentEvent, Policy, PolicyVersion, Purpose
+from consent.receipts import receipt_claims
+from service import audit
+from service.config import Settings
+from service.crypto import KeyMaterial
+from service.db import utcnow
+from service.errors import Conflict, Invalid, NotFound
+from service.tenancy import Principal
+
+CHAIN_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a consent operation needs besides the session: the caller, the keys and the settings."""
+
+    principal: Principal
+    keys: KeyMaterial
+    settings: Settings
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.principal.key_id}"
+
+    def pseudonym(self, subject_id: str) -> str:
+        return self.keys.pseudonyms.subject(self.principal.app_id, subject_id)
+
+
+# --- policies -------------------------------------------------------------------------------------------
+
+def get_policy(session: Session, app_id: int, key: str) -> Policy:
+    policy = session.scalar(select(Policy).where(Policy.app_id == app_id, Policy.key == key))
+    if policy is None:
+        raise NotFound(f"no policy {key!r}")
+    return policy
+
+
+def list_policies(session: Session, app_id: int) -> list[Policy]:
+    return list(session.scalars(select(Policy).where(Policy.app_id == app_id).order_by(Policy.key)))
+
+
+def create_policy(session: Session, ctx: Context, data: dict[str, Any]) -> Policy:
+    app_id = ctx.principal.app_id
+    if session.scalar(select(Policy.id).where(Policy.app_id == app_id, Policy.key == data["key"])):
+        raise Conflict(f"policy {data['key']!r} already exists", errors={"key": ["already exists"]})
+    keys = [p["key"] for p in data["purposes"]]
+    if len(set(keys)) != len(keys):
+        raise Invalid("purpose keys must be unique", errors={"purposes": ["duplicate purpose key"]})
+    for i, p in enumerate(data["purposes"]):
+        if p["required"] and p["honors_gpc"]:
+            raise Invalid("a required purpose cannot honour GPC: it could never be denied",
+                          errors={"purposes": {str(i): {"honors_gpc": ["not allowed on a required purpose"]}}})
+    policy = Policy(app_id=app_id, key=data["key"], title=data["title"],
+                    purposes=[Purpose(**p) for p in data["purposes"]], versions=[])
+    session.add(policy)
+    session.flush()
+    audit.record(session, app_id=app_id, actor=ctx.actor, action="policy.created", resource_type="policy",
+                 resource_id=str(policy.id), details={"key": policy.key, "purposes": keys})
+    return policy
+
+
+def add_version(session: Session, ctx: Context, policy_key: str, data: dict[str, Any]) -> PolicyVersion:
+    policy = get_policy(session, ctx.principal.app_id, policy_key)
+    if any(v.version == data["version"] for v in policy.versions):
+        raise Conflict(f"version {data['version']!r} already exists", errors={"version": ["already exists"]})
+    effective_at = data.get("effective_at") or utcnow()
+    if policy.versions and effective_at < policy.versions[-1].effective_at:
+        raise Invalid("versions must take effect in order",
+                      errors={"effective_at": [f"before the latest version "
+                                               f"({policy.versions[-1].effective_at.isoformat()})"]})
+    text = data.get("text")
+    if text is not None:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if data.get("sha256") and data["sha256"] != digest:
+            raise Invalid("sha256 does not match the text", errors={"sha256": ["does not match the text"]})
+    else:
+        digest = data["sha256"]
+    version = PolicyVersion(policy_id=policy.id, version=data["version"], effective_at=effective_at,
+                            text=text, url=data.get("url"), sha256=digest, material=data["material"])
+    session.add(version)
+    session.flush()
+    audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor, action="policy.version_created",
+                 resource_type="policy_version", resource_id=str(version.id),
+                 details={"policy": policy.key, "version": version.version, "material": version.material,
+                          "effective_at": effective_at.isoformat()})
+    return version
+
+
+def current_version(versions: list[PolicyVersion] | tuple[Any, ...], now: datetime) -> Any | None:
+    """The latest version in effect at `now` (versions are ordered by effective time)."""
+    effective = [v for v in versions if v.effective_at <= now]
+    return effective[-1] if effective else None
+
+
+# --- status (the hot path) ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VersionView:
+    id: int
+    version: str
+    effective_at: datetime
+    material: bool
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """What the status check needs of a policy, cached between requests."""
+
+    id: int
+    purposes: tuple[str, ...]
+    required: frozenset[str]
+    versions: tuple[VersionView, ...]
+
+
+class PolicyCache:
+    """Per-process cache of policy views with a short TTL; writes in this process invalidate at once."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[int, str], tuple[float, PolicyView]] = {}
+
+    def get(self, session: Session, app_id: int, key: str) -> PolicyView:
+        hit = self._entries.get((app_id, key))
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        policy = get_policy(session, app_id, key)
+        view = PolicyView(
+            id=policy.id,
+            purposes=tuple(p.key for p in policy.purposes),
+            required=frozenset(p.key for p in policy.purposes if p.required),
+            versions=tuple(VersionView(v.id, v.version, v.effective_at, v.material) for v in policy.versions),
+        )
+        if self.ttl > 0:
+            self._entries[(app_id, key)] = (time.monotonic() + self.ttl, view)
+        return view
+
+    def invalidate(self, app_id: int, key: str) -> None:
+        self._entries.pop((app_id, key), None)
+
+
+def _latest_event(session: Session, policy_id: int, subject: str) -> Any:
+    return session.execute(
+        select(ConsentEvent.version_id, ConsentEvent.kind, ConsentEvent.purposes)
+        .where(ConsentEvent.policy_id == policy_id, ConsentEvent.subject == subject)
+        .order_by(ConsentEvent.seq.desc())
+        .limit(1)
+    ).first()
+
+
+def status(session: Session, ctx: Context, cache: PolicyCache, subject_id: str, policy_key: str,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Does this subject need to (re)consent to the policy's current version, and why."""
+    view = cache.get(session, ctx.principal.app_id, policy_key)
+    now = now or utcnow()
+    current = current_version(view.versions, now)
+    if current is None:
+        raise Conflict(f"policy {policy_key!r} has no version in effect yet")
+    last = _latest_event(session, view.id, ctx.pseudonym(subject_id))
+    result: dict[str, Any] = {"consent_required": False, "reason": None, "current_version": current.version,
+                              "consented_version": None, "purposes": {}}
+    if last is None:
+        result.update(consent_required=True, reason="no_consent")
+        return result
+    consented = next(v for v in view.versions if v.id == last.version_id)
+    result["consented_version"] = consented.version
+    result["purposes"] = last.purposes
+    withdrawn_required = any(not last.purposes.get(key, False) for key in view.required)
+    if last.kind == "withdrawal" and (withdrawn_required or not any(last.purposes.values())):
+        result.update(consent_required=True, reason="withdrawn")
+    elif any(v.material and (consented.effective_at, consented.id) < (v.effective_at, v.id)
+             for v in view.versions if v.effective_at <= now):
+        result.update(consent_required=True, reason="new_version")
+    return result
+
+
+# --- recording and withdrawal ---------------------------------------------------------------------------
+
+def _append(session: Session, ctx: Context, policy: Policy, version: PolicyVersion, subject: str,
+            kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
+            locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
+    """Append an event to the subject's chain and commit; retry when a concurrent writer took the slot."""
+    for attempt in range(CHAIN_RETRIES):
+        tail = session.execute(
+            select(ConsentEvent.seq, ConsentEvent.hash).where(ConsentEvent.subject == subject)
+            .order_by(ConsentEvent.seq.desc()).limit(1)
+        ).first()
+        event_id = str(uuid.uuid4())
+        event = ConsentEvent(
+            id=event_id, app_id=ctx.principal.app_id, policy_id=policy.id, version_id=version.id,
+            subject=subject, seq=(tail.seq + 1) if tail else 1, kind=kind, purposes=purposes, gpc=gpc,
+            channel=channel, locale=locale, created_at=utcnow(), prev_hash=tail.hash if tail else None,
+            evidence=None if evidence is None else ctx.keys.fields.encrypt(
+                json.dumps(evidence, sort_keys=True).encode(), f"consent_event:{event_id}:evidence"),
+        )
+        event.hash = content_hash(event)
+        event.receipt = ctx.keys.signer.sign(receipt_claims(
+            event=event, record_hash=event.hash, policy=policy, version=version,
+            app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
+        session.add(event)
+        audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor,
+                     action=f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}",
+                     resource_type="consent_event", resource_id=event_id,
+                     details={"policy": policy.key, "version": version.version, "gpc": gpc})
+        try:
+            session.commit()
+            return event
+        except IntegrityError:
+            session.rollback()
+            if attempt == CHAIN_RETRIES - 1:
+                raise
+            # Rollback expired the policy; reload it for the next attempt.
+            policy = session.get(Policy, policy.id)  # type: ignore[assignment]
+            version = session.get(PolicyVersion, version.id)  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_header: bool = False) -> ConsentEvent:
+    policy = get_policy(session, ctx.principal.app_id, data["policy"])
+    current = current_version(policy.versions, utcnow())
+    if current is None:
+        raise Conflict(f"policy {policy.key!r} has no version in effect yet")
+    if data["version"] != current.version:
+        raise Conflict(f"version {data['version']!r} is not the current version of {policy.key!r}",
+                       detail={"current_version": current.version})
+    answers: dict[str, bool] = data["purposes"]
+    known = {p.key: p for p in policy.purposes}
+    errors: dict[str, list[str]] = {}
+    for key in answers:
+        if key not in known:
+            errors[key] = ["the policy has no such purpose"]
+    for key, purpose in known.items():
+        if purpose.required and not answers.get(key, False):
+            errors[key] = ["required purpose: consent cannot be refused or left out"]
+    if errors:
+        raise Invalid("invalid purposes", errors={"purposes": errors})
+    gpc = bool(data.get("gpc")) or gpc_header
+    state = {key: bool(answers.get(key, False)) for key in known}
+    gpc_denied = []
+    if gpc:
+        # A Global Privacy Control signal is a valid opt-out: it wins over the app's toggles.
+        for key, purpose in known.items():
+            if purpose.honors_gpc:
+                state[key] = False
+                gpc_denied.append(key)
+    evidence = {k: str(v) for k, v in (data.get("evidence") or {}).items() if v is not None} or None
+    return _append(session, ctx, policy, current, ctx.pseudonym(data["subject_id"]), "consent", state,
+                   gpc=gpc, gpc_denied=gpc_denied, channel=data["channel"], locale=data.get("locale"),
+                   evidence=evidence)
+
+
+def withdraw(session: Session, ctx: Context, data: dict[str, Any]) -> ConsentEvent:
+    policy = get_policy(session, ctx.principal.app_id, data["policy"])
+    subject = ctx.pseudonym(data["subject_id"])
+    last = session.scalar(
+        select(ConsentEvent).where(ConsentEvent.policy_id == policy.id, ConsentEvent.subject == subject)
+        .order_by(ConsentEvent.seq.desc()).limit(1))
+    if last is None:
+        raise NotFound("no consent recorded for this subject and policy")
+    keys = data.get("purposes")
+    if keys is None:
+        keys = list(last.purposes)
+    unknown = [k for k in keys if k not in last.purposes]
+    if unknown:
+        raise Invalid("invalid purposes", errors={"purposes": {k: ["the policy has no such purpose"]
+                                                                for k in unknown}})
+    state = {**last.purposes, **{k: False for k in keys}}
+    version = session.get(PolicyVersion, last.version_id)
+    return _append(session, ctx, policy, version, subject, "withdrawal", state, gpc=False, gpc_denied=[],
+                   channel=data.get("channel") or last.channel, locale=last.locale, evidence=None)
+
+
+# --- history --------------------------------------------------------------------------------------------
+
+def history(session: Session, ctx: Context, subject_id: str, policy_key: str | None,
+            offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The subject's events, newest first, with evidence decrypted for the app that supplied it."""
+    stmt = select(ConsentEvent, Policy.key, PolicyVersion.version).join(
+        Policy, Policy.id == ConsentEvent.policy_id).join(PolicyVersion, PolicyVersion.id == ConsentEvent.version_id)
+    stmt = stmt.where(ConsentEvent.subject == ctx.pseudonym(subject_id),
+                      ConsentEvent.app_id == ctx.principal.app_id)
+    if policy_key is not None:
+        stmt = stmt.where(Policy.key == policy_key)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    if not total:
+        raise NotFound("no consent recorded for this subject")
+    rows = session.execute(stmt.order_by(ConsentEvent.seq.desc()).offset(offset).limit(limit)).all()
+    items = []
+    for event, key, version in rows:
+        evidence = None
+        if event.evidence is not None:
+            evidence = json.loads(ctx.keys.fields.decrypt(event.evidence, f"consent_event:{event.id}:evidence"))
+        items.append({"id": event.id, "kind": event.kind, "policy": key, "version": version,
+                      "purposes": event.purposes, "gpc": event.gpc, "channel": event.channel,
+                      "locale": event.locale, "evidence": evidence, "created_at": event.created_at,
+                      "receipt": event.receipt})
+    return items, total

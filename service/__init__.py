@@ -1,0 +1,46 @@
+"""Privacy service: the application factory and the pieces every domain shares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from service.config import Settings, load_settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the WSGI app. `config` overrides environment variables by name (e.g. DATABASE_URL)."""
+    from service import api as api_module
+    from service import cli, errors, web
+    from service.auth import KeyCache
+    from service.crypto import load_key_material
+    from service.db import Database
+    from service.jobs import make_queue
+
+    settings: Settings = load_settings(config)
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config.update(api_module.SETTINGS)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["SETTINGS"] = settings
+    app.json.sort_keys = False
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    app.extensions["db"] = Database(settings.database_url)
+    app.extensions["keys"] = load_key_material(settings)
+    app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds)
+    app.extensions["queue"] = make_queue(settings)
+
+    api = api_module.Api(app)
+    from consent.routes import blp as consent_blp
+    from consent.routes import policy_blp
+
+    api.register_blueprint(policy_blp)
+    api.register_blueprint(consent_blp)
+    app.register_blueprint(web.blp)
+    errors.register(app)
+    cli.register(app)
+    app.extensions["api"] = api
+    return app

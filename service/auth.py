@@ -1,0 +1,95 @@
+"""Bearer-key authentication and scope checks for every API endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+from flask_smorest import abort
+
+from service.tenancy import Principal, authenticate
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CACHE_LIMIT = 10_000
+
+
+class KeyCache:
+    """A short-lived in-process cache of verified keys, so the hot path skips the key lookup.
+
+    A revoked key stops working everywhere within the TTL (CACHE_TTL_SECONDS; 0 disables the cache).
+    Entries are keyed by a digest of the key, never the key itself.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    def get(self, digest: bytes) -> Principal | None:
+        hit = self._entries.get(digest)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, digest: bytes, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= _CACHE_LIMIT:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _unauthorized(message: str) -> None:
+    abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="privacy-service"'})
+
+
+def current_principal() -> Principal:
+    """The authenticated caller; only valid inside a view guarded by `require_scope`."""
+    return g.principal
+
+
+def _authenticate_request() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        _unauthorized("missing bearer API key in the Authorization header")
+    secret = secret.strip()
+    cache: KeyCache = current_app.extensions["key_cache"]
+    digest = hashlib.sha256(secret.encode()).digest()
+    principal = cache.get(digest)
+    if principal is None:
+        with current_app.extensions["db"].sessions() as session:
+            principal = authenticate(session, secret)
+        if principal is None:
+            _unauthorized("invalid or revoked API key")
+        cache.put(digest, principal)
+    return principal
+
+
+def require_scope(scope: str) -> Callable[[F], F]:
+    """Guard a view: 401 without a valid key, 403 without `scope` (or `admin`)."""
+
+    def decorator(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticate_request()
+            if not principal.has(scope):
+                abort(403, message=f"this API key lacks the {scope!r} scope")
+            g.principal = principal
+            return func(*args, **kwargs)
+
+        wrapper.required_scope = scope  # type: ignore[attr-defined]
+        doc = getattr(wrapper, "_apidoc", {})
+        manual = dict(doc.get("manual_doc", {}))
+        manual["security"] = [{"bearerAuth": [scope]}]
+        wrapper._apidoc = {**doc, "manual_doc": manual}  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+

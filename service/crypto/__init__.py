@@ -1,0 +1,17 @@
+"""Key material: receipt signing (Ed25519), field encryption (AES-GCM) and subject pseudonyms (HMAC)."""
+
+from service.crypto.fields import FieldCipher
+from service.crypto.keys import KeyMaterial, KeyRing, load_key_material
+from service.crypto.pseudonym import Pseudonymiser
+from service.crypto.signing import Signer, b64url, b64url_decode
+
+__all__ = [
+    "FieldCipher",
+    "KeyMaterial",
+    "KeyRing",
+    "Pseudonymiser",
+    "Signer",
+    "b64url",
+    "b64url_decode",
+    "load_key_material",
+]

@@ -1,0 +1,122 @@
+"""Tenants (apps) and their API keys: creation, hashing, lookup and revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from service.db import Base, utcnow
+
+SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "retention:manage", "admin"})
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+KEY_PREFIX = "psk"
+
+
+class App(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(300))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the app (tenant) and the key, with the key's scopes."""
+
+    app_id: int
+    app_slug: str
+    key_id: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+class TenancyError(ValueError):
+    pass
+
+
+def _hash(secret: str) -> str:
+    # Keys carry 256 bits of entropy, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_app_tenant(session: Session, slug: str, name: str | None = None) -> App:
+    if not SLUG.match(slug):
+        raise TenancyError(f"slug: {slug!r} must be 2-63 lowercase letters, digits or dashes")
+    if session.scalar(select(App.id).where(App.slug == slug)) is not None:
+        raise TenancyError(f"slug: app {slug!r} already exists")
+    app = App(slug=slug, name=name or slug)
+    session.add(app)
+    session.flush()
+    return app
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = scopes - SCOPES
+    if not scopes or unknown:
+        raise TenancyError(f"scopes: unknown {sorted(unknown)}; choose from {sorted(SCOPES)}")
+    return scopes
+
+
+def create_key(session: Session, slug: str, scopes: frozenset[str], label: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and cannot be shown again."""
+    app = session.scalar(select(App).where(App.slug == slug))
+    if app is None:
+        raise TenancyError(f"app: no app {slug!r}")
+    key_id = secrets.token_hex(8)
+    secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(key_id=key_id, app_id=app.id, secret_hash=_hash(secret),
+                 scopes=",".join(sorted(scopes)), label=label)
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def revoke_key(session: Session, key_id: str) -> ApiKey:
+    row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+    if row is None:
+        raise TenancyError(f"key: no key {key_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+def authenticate(session: Session, secret: str) -> Principal | None:
+    """The principal for a presented key, or None for a malformed, unknown or revoked key."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16:
+        return None
+    row = session.execute(
+        select(ApiKey.secret_hash, ApiKey.scopes, ApiKey.revoked_at, App.id, App.slug)
+        .join(App, App.id == ApiKey.app_id)
+        .where(ApiKey.key_id == parts[1])
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+        return None
+    return Principal(app_id=row.id, app_slug=row.slug, key_id=parts[1], scopes=frozenset(row.scopes.split(",")))
