@@ -16,9 +16,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from service import api as api_module
     from service import cli, errors, web
     from service.auth import KeyCache
-    from service.crypto import load_key_material
-    from service.db import Database
-    from service.jobs import make_queue
+    from service.runtime import build_runtime
 
     settings: Settings = load_settings(config)
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
@@ -28,10 +26,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
-    app.extensions["db"] = Database(settings.database_url)
-    app.extensions["keys"] = load_key_material(settings)
+    rt = build_runtime(settings)
+    app.extensions["runtime"] = rt
+    app.extensions["db"] = rt.db
+    app.extensions["keys"] = rt.keys
+    app.extensions["queue"] = rt.queue
     app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds)
-    app.extensions["queue"] = make_queue(settings)
 
     api = api_module.Api(app)
     from consent.routes import blp as consent_blp

@@ -16,9 +16,15 @@ class InProcessQueue:
 
     redis = None
 
+    def __init__(self) -> None:
+        self.runtime: Any = None  # set by build_runtime; the jobs run against it
+
     def enqueue(self, func: Callable[..., Any], *args: Any, queue: str = "default",
                 job_id: str | None = None, **kwargs: Any) -> None:
-        func(*args, **kwargs)
+        from service.runtime import use_runtime
+
+        with use_runtime(self.runtime):
+            func(*args, **kwargs)
 
     def ping(self) -> bool:
         return True
