@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import consent.models  # noqa: F401 - register the tables on Base.metadata
+import dsar.holds  # noqa: F401
 import service.audit
 import service.tenancy  # noqa: F401
 from service.config import load_settings

@@ -80,6 +80,17 @@ def _compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+# Every module that declares tables; Alembic and the tests load them all through `load_models`.
+MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds")
+
+
+def load_models() -> None:
+    import importlib
+
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
 class Database:
     """One engine and session factory per application (or job, or CLI run)."""
 

@@ -1,9 +1,13 @@
-"""Background jobs: RQ on Redis in production, in-process execution in the embedded default."""
+"""Background jobs: RQ on Redis in production, in-process execution in the embedded default.
+
+Both queues take the same call, so domain code never knows which one runs its jobs. Jobs must be idempotent:
+the database is the source of truth and any job may run twice (a retry, a re-dispatch after Redis lost it).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from service.config import Settings
@@ -19,12 +23,22 @@ class InProcessQueue:
     def __init__(self) -> None:
         self.runtime: Any = None  # set by build_runtime; the jobs run against it
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, queue: str = "default",
-                job_id: str | None = None, **kwargs: Any) -> None:
+    def enqueue(self, func: Callable[..., Any], *args: Any, queue: str = "default", job_id: str | None = None,
+                retries: int = 0, retry_intervals: Sequence[int] = (), timeout: int | None = None,
+                **kwargs: Any) -> None:
         from service.runtime import use_runtime
 
         with use_runtime(self.runtime):
-            func(*args, **kwargs)
+            for attempt in range(retries + 1):
+                try:
+                    func(*args, **kwargs)
+                    return
+                except Exception:
+                    # No sleeping between attempts here: this runs in the caller's request or command.
+                    log.warning("in-process job %s failed (attempt %d of %d)", func.__name__, attempt + 1,
+                                retries + 1)
+                    if attempt == retries:
+                        raise
 
     def ping(self) -> bool:
         return True
@@ -38,11 +52,14 @@ class RQQueue:
 
         self.redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, queue: str = "default",
-                job_id: str | None = None, **kwargs: Any) -> None:
-        from rq import Queue
+    def enqueue(self, func: Callable[..., Any], *args: Any, queue: str = "default", job_id: str | None = None,
+                retries: int = 0, retry_intervals: Sequence[int] = (), timeout: int | None = None,
+                **kwargs: Any) -> None:
+        from rq import Queue, Retry
 
-        Queue(queue, connection=self.redis).enqueue(func, *args, job_id=job_id, kwargs=kwargs)
+        retry = Retry(max=retries, interval=list(retry_intervals) or 0) if retries else None
+        Queue(queue, connection=self.redis).enqueue_call(func, args=args, kwargs=kwargs, job_id=job_id,
+                                                         retry=retry, timeout=timeout)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.cli import alembic_config
-from service.db import Base
+from service.db import Base, load_models
 from service.tenancy import create_app_tenant, create_key
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -62,6 +62,7 @@ def session_app(base_config: dict[str, str]) -> Iterator[Flask]:
 
 
 def _truncate(app: Flask) -> None:
+    load_models()
     db = app.extensions["db"]
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with db.engine.begin() as conn:
@@ -107,3 +108,76 @@ def make_key(app: Flask) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+# --- real Redis and real rq worker processes -------------------------------------------------------------
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of the real server, empty before and after the test."""
+    from redis import Redis
+
+    conn = Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield REDIS_URL
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def worker_config(base_config: dict[str, str], redis_url: str) -> dict[str, str]:
+    """The configuration shared by the app under test and the worker processes it starts."""
+    return {**base_config, "REDIS_URL": redis_url}
+
+
+@pytest.fixture
+def rq_app(worker_config: dict[str, str]) -> Iterator[Flask]:
+    """The app in its production shape: jobs go to RQ on the real Redis instead of running in-process."""
+    app = create_app(worker_config)
+    app.config["TESTING"] = True
+    yield app
+    _truncate(app)
+    app.extensions["db"].engine.dispose()
+
+
+@pytest.fixture
+def start_worker(worker_config: dict[str, str]) -> Iterator[Callable[..., Any]]:
+    """start_worker("default", "dsar") starts a real `rq worker` process; all are killed after the test."""
+    import signal
+    import subprocess
+    import sys
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*queues: str, config: dict[str, str] | None = None, burst: bool = False) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **worker_config, **(config or {}), "PYTHONPATH": str(ROOT)}
+        args = [str(Path(sys.executable).parent / "rq"), "worker", "--url", env["REDIS_URL"],
+                "--worker-ttl", "30", *(["--burst"] if burst else []), *(queues or ("default",))]
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy and return its value; fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

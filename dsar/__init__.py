@@ -1,0 +1,1 @@
+"""Data-subject rights requests: intake, verification, deadlines, execution across stores, holds and evidence."""
