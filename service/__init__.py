@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,7 @@ from service.config import Settings, load_settings
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the WSGI app. `config` overrides environment variables by name (e.g. DATABASE_URL)."""
     from service import api as api_module
-    from service import cli, errors, web
+    from service import cli, errors, logs, web
     from service.auth import KeyCache
     from service.runtime import build_runtime
 
@@ -24,7 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["SETTINGS"] = settings
     app.json.sort_keys = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(app)
 
     rt = build_runtime(settings)
     app.extensions["runtime"] = rt
