@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 from service.tenancy import Principal
 
-CHAIN_RETRIES = 5
+CHAIN_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,22 @@ def status(session: Session, ctx: Context, cache: PolicyCache, subject_id: str, 
 
 # --- recording and withdrawal ---------------------------------------------------------------------------
 
+def _lock_chain(session: Session, subject: str) -> None:
+    """Serialise writers of one subject's chain (only theirs) until commit.
+
+    PostgreSQL gets a transaction-scoped advisory lock on the pseudonym; SQLite serialises all writers itself,
+    and the unique (subject, seq) constraint with a retry covers the remaining race.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"), {"s": subject})
+
+
 def _append(session: Session, ctx: Context, policy: Policy, version: PolicyVersion, subject: str,
             kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
             locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
     """Append an event to the subject's chain and commit; retry when a concurrent writer took the slot."""
     for attempt in range(CHAIN_RETRIES):
+        _lock_chain(session, subject)
         tail = session.execute(
             select(ConsentEvent.seq, ConsentEvent.hash).where(ConsentEvent.subject == subject)
             .order_by(ConsentEvent.seq.desc()).limit(1)
@@ -225,6 +237,7 @@ def _append(session: Session, ctx: Context, policy: Policy, version: PolicyVersi
             session.rollback()
             if attempt == CHAIN_RETRIES - 1:
                 raise
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter, not secrecy
             # Rollback expired the policy; reload it for the next attempt.
             policy = session.get(Policy, policy.id)  # type: ignore[assignment]
             version = session.get(PolicyVersion, version.id)  # type: ignore[assignment]
