@@ -96,7 +96,7 @@ def record_consent(data: dict[str, Any]) -> Any:
     A `Sec-GPC: 1` header (or `gpc: true`) records purposes that honour GPC as denied.
     """
     with _db().sessions() as session:
-        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1")
+        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1", _cache())
         return {"id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
                 "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at,
                 "receipt": event.receipt}
@@ -104,12 +104,12 @@ def record_consent(data: dict[str, Any]) -> Any:
 
 @blp.get("/consents/status")
 @require_scope("consent:read")
-@blp.arguments(schemas.StatusQuery, location="query")
+@blp.arguments(schemas.StatusQuery(), location="query")  # an instance: a class is re-instantiated per request
 @blp.response(200, schemas.StatusOut)
 def consent_status(args: dict[str, Any]) -> Any:
     """Does this subject need to accept the current policy? Call it at app start."""
-    with _db().sessions() as session:
-        return consent.status(session, _ctx(), _cache(), args["subject_id"], args["policy"])
+    with _db().sessions() as session, _db().reader.connect() as reader:
+        return consent.status(session, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
 
 
 @blp.post("/consents/withdraw")
@@ -120,7 +120,7 @@ def withdraw(data: dict[str, Any]) -> Any:
     """Withdraw consent for some purposes, or all when `purposes` is absent; returns a signed receipt."""
     ctx = _ctx()
     with _db().sessions() as session:
-        event = consent.withdraw(session, ctx, data)
+        event = consent.withdraw(session, ctx, data, _cache())
         state = consent.status(session, ctx, _cache(), data["subject_id"], data["policy"])
         return {**state, "id": event.id, "created_at": event.created_at, "receipt": event.receipt}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -121,13 +121,41 @@ class VersionView:
 
 
 @dataclass(frozen=True)
+class PurposeView:
+    key: str
+    description: str
+    required: bool
+    honors_gpc: bool
+    lawful_basis: str
+    retention: str | None
+    pii_categories: tuple[str, ...]
+    third_party: str | None
+
+
+@dataclass(frozen=True)
 class PolicyView:
-    """What the status check needs of a policy, cached between requests."""
+    """A policy as the consent paths need it, cached between requests.
+
+    Purposes never change once a policy exists; versions do, so writes look up the current version afresh.
+    """
 
     id: int
-    purposes: tuple[str, ...]
-    required: frozenset[str]
+    key: str
+    purposes: tuple[PurposeView, ...]
     versions: tuple[VersionView, ...]
+
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(p.key for p in self.purposes if p.required)
+
+    @classmethod
+    def of(cls, policy: Policy) -> "PolicyView":
+        return cls(
+            id=policy.id, key=policy.key,
+            purposes=tuple(PurposeView(p.key, p.description, p.required, p.honors_gpc, p.lawful_basis, p.retention,
+                                       tuple(p.pii_categories), p.third_party) for p in policy.purposes),
+            versions=tuple(VersionView(v.id, v.version, v.effective_at, v.material) for v in policy.versions),
+        )
 
 
 class PolicyCache:
@@ -141,13 +169,7 @@ class PolicyCache:
         hit = self._entries.get((app_id, key))
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        policy = get_policy(session, app_id, key)
-        view = PolicyView(
-            id=policy.id,
-            purposes=tuple(p.key for p in policy.purposes),
-            required=frozenset(p.key for p in policy.purposes if p.required),
-            versions=tuple(VersionView(v.id, v.version, v.effective_at, v.material) for v in policy.versions),
-        )
+        view = PolicyView.of(get_policy(session, app_id, key))
         if self.ttl > 0:
             self._entries[(app_id, key)] = (time.monotonic() + self.ttl, view)
         return view
@@ -156,24 +178,31 @@ class PolicyCache:
         self._entries.pop((app_id, key), None)
 
 
-def _latest_event(session: Session, policy_id: int, subject: str) -> Any:
-    return session.execute(
-        select(ConsentEvent.version_id, ConsentEvent.kind, ConsentEvent.purposes)
-        .where(ConsentEvent.policy_id == policy_id, ConsentEvent.subject == subject)
-        .order_by(ConsentEvent.seq.desc())
-        .limit(1)
-    ).first()
+# Built once: the hot path then only binds parameters to an already-compiled statement.
+_LATEST_EVENT = (
+    select(ConsentEvent.version_id, ConsentEvent.kind, ConsentEvent.purposes)
+    .where(ConsentEvent.policy_id == bindparam("policy_id"), ConsentEvent.subject == bindparam("subject"))
+    .order_by(ConsentEvent.seq.desc())
+    .limit(1)
+)
+
+
+def _latest_event(conn: Any, policy_id: int, subject: str) -> Any:
+    return conn.execute(_LATEST_EVENT, {"policy_id": policy_id, "subject": subject}).first()
 
 
 def status(session: Session, ctx: Context, cache: PolicyCache, subject_id: str, policy_key: str,
-           now: datetime | None = None) -> dict[str, Any]:
-    """Does this subject need to (re)consent to the policy's current version, and why."""
+           now: datetime | None = None, reader: Any = None) -> dict[str, Any]:
+    """Does this subject need to (re)consent to the policy's current version, and why.
+
+    `reader` (a connection outside any transaction) serves the one query of the hot path; default: the session.
+    """
     view = cache.get(session, ctx.principal.app_id, policy_key)
     now = now or utcnow()
     current = current_version(view.versions, now)
     if current is None:
         raise Conflict(f"policy {policy_key!r} has no version in effect yet")
-    last = _latest_event(session, view.id, ctx.pseudonym(subject_id))
+    last = _latest_event(reader or session, view.id, ctx.pseudonym(subject_id))
     result: dict[str, Any] = {"consent_required": False, "reason": None, "current_version": current.version,
                               "consented_version": None, "purposes": {}}
     if last is None:
@@ -203,7 +232,7 @@ def _lock_chain(session: Session, subject: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"), {"s": subject})
 
 
-def _append(session: Session, ctx: Context, policy: Policy, version: PolicyVersion, subject: str,
+def _append(session: Session, ctx: Context, policy: PolicyView, version: PolicyVersion, subject: str,
             kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
             locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
     """Append an event to the subject's chain and commit; retry when a concurrent writer took the slot."""
@@ -238,15 +267,23 @@ def _append(session: Session, ctx: Context, policy: Policy, version: PolicyVersi
             if attempt == CHAIN_RETRIES - 1:
                 raise
             time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter, not secrecy
-            # Rollback expired the policy; reload it for the next attempt.
-            policy = session.get(Policy, policy.id)  # type: ignore[assignment]
             version = session.get(PolicyVersion, version.id)  # type: ignore[assignment]
     raise AssertionError("unreachable")
 
 
-def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_header: bool = False) -> ConsentEvent:
-    policy = get_policy(session, ctx.principal.app_id, data["policy"])
-    current = current_version(policy.versions, utcnow())
+_CURRENT_VERSION = (
+    select(PolicyVersion)
+    .where(PolicyVersion.policy_id == bindparam("policy_id"), PolicyVersion.effective_at <= bindparam("now"))
+    .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
+    .limit(1)
+)
+
+
+def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_header: bool = False,
+                   cache: PolicyCache | None = None) -> ConsentEvent:
+    policy = (cache or PolicyCache(0)).get(session, ctx.principal.app_id, data["policy"])
+    # Always the current version from the database: a cached one could accept consent to a superseded text.
+    current = session.scalars(_CURRENT_VERSION, {"policy_id": policy.id, "now": utcnow()}).first()
     if current is None:
         raise Conflict(f"policy {policy.key!r} has no version in effect yet")
     if data["version"] != current.version:
@@ -278,8 +315,9 @@ def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_hea
                    evidence=evidence)
 
 
-def withdraw(session: Session, ctx: Context, data: dict[str, Any]) -> ConsentEvent:
-    policy = get_policy(session, ctx.principal.app_id, data["policy"])
+def withdraw(session: Session, ctx: Context, data: dict[str, Any],
+             cache: PolicyCache | None = None) -> ConsentEvent:
+    policy = (cache or PolicyCache(0)).get(session, ctx.principal.app_id, data["policy"])
     subject = ctx.pseudonym(data["subject_id"])
     last = session.scalar(
         select(ConsentEvent).where(ConsentEvent.policy_id == policy.id, ConsentEvent.subject == subject)
