@@ -31,6 +31,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["keys"] = rt.keys
     app.extensions["queue"] = rt.queue
     app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds)
+    from service.stores.registry import registry_for
+
+    app.extensions["stores"] = registry_for(rt, config)
 
     api = api_module.Api(app)
     from consent.routes import blp as consent_blp
@@ -38,6 +41,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.register_blueprint(policy_blp)
     api.register_blueprint(consent_blp)
+    from service.stores.routes import blp as stores_blp
+
+    api.register_blueprint(stores_blp)
     app.register_blueprint(web.blp)
     errors.register(app)
     cli.register(app)

@@ -35,6 +35,8 @@ def readyz() -> Any:
             checks["redis"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = f"error: {type(exc).__name__}"
+    for name, status in current_app.extensions["stores"].health().items():
+        checks[f"store:{name}"] = status
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 

@@ -1,0 +1,103 @@
+"""The store plugin contract: what every user-data store implements, and the values it hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any, Protocol, runtime_checkable
+
+# An identity maps an identity type (user_id, email, phone, ...) to the subject's value of it.
+Identity = Mapping[str, str]
+
+
+class StoreError(Exception):
+    """A store could not do what was asked; the message names the store and never holds personal data."""
+
+
+class NotApplicable(StoreError):
+    """The store cannot look the subject up by any identity type given: callers record "not applicable"."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is not in a usable state."""
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a store holds: its categories and the identity types it can find a subject by."""
+
+    name: str
+    plugin: str
+    categories: tuple[str, ...]
+    identity_types: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin, "categories": list(self.categories),
+                "identity_types": list(self.identity_types)}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item of a subject's data: its category, where it lives in the store, and JSON-ready fields.
+
+    `content`, when set, opens the item's bytes (a file's contents) for an export to stream.
+    """
+
+    category: str
+    source: str
+    fields: dict[str, Any]
+    content: Callable[[], IO[bytes]] | None = field(default=None, compare=False)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A registered user-data store. Plugins are built by `from_config(name, options, context)`.
+
+    Every method works without Flask (RQ jobs call them) and returns plain values.
+    """
+
+    name: str
+
+    def describe(self) -> Description: ...
+
+    def access(self, identity: Identity) -> Iterator[Record]:
+        """The subject's records; raises NotApplicable at once when no identity type is usable."""
+        ...
+
+    def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
+        """Delete or anonymise the subject's data except excluded categories; counts per category; idempotent."""
+        ...
+
+    def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
+               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+        """Destroy a category's records older than the cutoff; yields each committed batch's count."""
+        ...
+
+    def health(self) -> None:
+        """Raise StoreUnavailable (or any error) when the store is not usable."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and handles."""
+        ...
+
+
+def check_expire_args(store: str, categories: Collection[str], category: str, older_than: datetime,
+                      batch_size: int) -> None:
+    """The argument checks every plugin's expire shares."""
+    if category not in categories:
+        raise StoreError(f"store {store}: no category {category!r}")
+    if older_than.tzinfo is None:
+        raise StoreError(f"store {store}: older_than must be timezone-aware")
+    if batch_size < 1:
+        raise StoreError(f"store {store}: batch_size must be >= 1")
+
+
+def usable(store: str, identity: Identity, types: Collection[str]) -> dict[str, str]:
+    """The part of `identity` the store can use; NotApplicable when there is none."""
+    found = {k: str(v) for k, v in identity.items() if k in types and v is not None and str(v) != ""}
+    if not found:
+        raise NotApplicable(f"store {store}: cannot look up a subject by {sorted(identity)} "
+                            f"(it knows {sorted(types)})")
+    return found

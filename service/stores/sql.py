@@ -1,0 +1,218 @@
+"""The `sql` plugin: tables in any SQLAlchemy database, erased and expired by batched set-based statements."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from collections.abc import Collection, Iterator, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from service.stores import sql_build as build
+from service.stores.contract import (
+    Description,
+    Identity,
+    Record,
+    StoreUnavailable,
+    check_expire_args,
+    usable,
+)
+from service.stores.options import Options, StoreContext
+from service.stores.sql_spec import TableSpec, hash_key, link_tables, read_table
+
+_DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
+            "mariadb": "mariadb+pymysql"}
+
+
+def normalise_url(url: str) -> str:
+    """Give bare scheme names the drivers this service ships (psycopg 3, PyMySQL)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def make_engine(url: str, key: bytes | None) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and "///" in url:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, hide_parameters=True)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+            dbapi_connection.execute("PRAGMA busy_timeout=5000")
+            if key is not None:
+                dbapi_connection.create_function(build.SQLITE_HMAC, 1, lambda v: build.python_hmac(key, v),
+                                                 deterministic=True)
+
+        return engine
+    connect_args = {"connect_timeout": 5}
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
+
+
+def jsonable(value: Any) -> Any:
+    """A column value as JSON can carry it (an export is JSON)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return value
+
+
+def _prepare(opts: Options, target: str) -> Any:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise opts.error("prepare", f"cannot load {target!r} (expected module:function)") from None
+
+
+class SqlStore:
+    """Declared tables of one database (`[[stores.tables]]`); see docs/plugins.md for every option."""
+
+    plugin = "sql"
+
+    def __init__(self, name: str, engine: Engine, tables: list[TableSpec], batch_size: int,
+                 key: bytes | None) -> None:
+        self.name = name
+        self.engine = engine
+        self.tables = tables  # children before parents: the order erase and expire act in
+        self.batch_size = batch_size
+        self._key = key
+
+    @classmethod
+    def from_config(cls, name: str, options: Mapping[str, Any], ctx: StoreContext) -> SqlStore:
+        opts = Options(name, options)
+        url = opts.url(ctx)
+        batch_size = opts.int("batch_size", 1000)
+        key = hash_key(opts, ctx)
+        try:
+            engine = make_engine(url, key)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise opts.error("url", f"not a usable SQLAlchemy URL: {type(exc).__name__}: {exc}") from None
+        prepare = opts.str("prepare")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            if prepare is not None:
+                _prepare(opts, prepare)(engine)
+            metadata = sa.MetaData()
+            entries = opts.tables("tables")
+            specs = [read_table(entry, metadata, engine) for entry in entries]
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+            raise opts.error("url", f"unreachable: {type(exc).__name__}: {reason}") from None
+        except Exception:
+            engine.dispose()
+            raise
+        for i, spec in enumerate(specs):
+            hashed = any(r.kind == "hash" for r in spec.replacements.values())
+            if hashed and key is None:
+                raise opts.error(f"tables[{i}].anonymize", "hash needs a key: set hash_key_env or PSEUDONYM_KEY")
+        opts.done()
+        return cls(name, engine, link_tables(opts, specs), batch_size, key)
+
+    def describe(self) -> Description:
+        categories: dict[str, None] = {}
+        types: dict[str, None] = {}
+        for spec in reversed(self.tables):
+            categories.update(dict.fromkeys(spec.units()))
+            types.update(dict.fromkeys(self._identity_types(spec)))
+        return Description(self.name, self.plugin, tuple(categories), tuple(types))
+
+    def _identity_types(self, spec: TableSpec) -> list[str]:
+        types = list(spec.identity)
+        if spec.parent_spec is not None:
+            types.extend(self._identity_types(spec.parent_spec))
+        return types
+
+    def access(self, identity: Identity) -> Iterator[Record]:
+        ids = usable(self.name, identity, self.describe().identity_types)
+        return self._records(ids)
+
+    def _records(self, ids: Mapping[str, str]) -> Iterator[Record]:
+        for spec in reversed(self.tables):  # parents first reads naturally in an export
+            where = build.subject(spec, spec.table, ids)
+            if where is None:
+                continue
+            units = spec.units()
+            stmt = sa.select(spec.table).where(where).order_by(spec.table.c[spec.key])
+            with self.engine.connect() as conn:
+                rows = conn.execution_options(stream_results=True, yield_per=500).execute(stmt)
+                for row in rows.mappings():
+                    yield from self._row_records(spec, units, row)
+
+    def _row_records(self, spec: TableSpec, units: dict[str, tuple[str, ...]],
+                     row: Mapping[str, Any]) -> Iterator[Record]:
+        source = f"{spec.name}/{jsonable(row[spec.key])}"
+        for category, columns in units.items():
+            if category != spec.category and all(
+                    build.replaced(row[c], spec.column_replacements[c]) for c in columns):
+                continue  # this category's columns were anonymised already: nothing of the subject left
+            yield Record(category=category, source=source, fields={c: jsonable(row[c]) for c in columns})
+
+    def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
+        op = build.Erase(usable(self.name, identity, self.describe().identity_types), frozenset(exclude_categories))
+        counts = {c: 0 for c in self.describe().categories if c not in exclude_categories}
+        for spec in self.tables:
+            for category in self._acting_order(spec):
+                if category in counts:
+                    counts[category] += sum(self._run(spec, category, op, self.batch_size))
+        return counts
+
+    @staticmethod
+    def _acting_order(spec: TableSpec) -> list[str]:
+        # Column categories first: their columns are scrubbed even where the row itself must stay.
+        return [c for c in spec.units() if c != spec.category] + [spec.category]
+
+    def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
+               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+        check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
+        held = [{k: str(v) for k, v in ids.items() if v is not None} for ids in exclude_subjects]
+        op = build.Expire(category, older_than, held)
+        return self._expire(op, batch_size, dry_run)
+
+    def _expire(self, op: build.Expire, batch_size: int, dry_run: bool) -> Iterator[int]:
+        for spec in self.tables:
+            if op.category not in spec.units():
+                continue
+            if dry_run:
+                with self.engine.connect() as conn:
+                    total = int(conn.execute(build.count(spec, op.category, op)).scalar_one())
+                while total > 0:
+                    yield min(total, batch_size)
+                    total -= batch_size
+            else:
+                yield from self._run(spec, op.category, op, batch_size)
+
+    def _run(self, spec: TableSpec, category: str, op: build.Operation, batch_size: int) -> Iterator[int]:
+        """Batches until none is left, each committed before its count is yielded (so a crash loses nothing)."""
+        stmt = build.statement(spec, category, op, batch_size, self.engine.dialect.name, self._key)
+        while True:
+            with self.engine.begin() as conn:
+                done = conn.execute(stmt).rowcount
+            if done > 0:
+                yield done
+            if done < batch_size:
+                return
+
+    def health(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,226 @@
+"""SQL expressions for the `sql` plugin: subject, hold, age and pending predicates, and batched statements.
+
+Everything here builds statements; nothing loads rows. Predicates take the table object (the table or an alias)
+so that subqueries can alias freely and correlate only where meant to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.stores.sql_spec import Replacement, TableSpec
+
+FromClause = sa.Table | sa.Alias
+SQLITE_HMAC = "privacy_hmac"
+
+
+@dataclass(frozen=True)
+class Erase:
+    """An erasure of one subject: identity values the store can use, categories on hold."""
+
+    ids: Mapping[str, str]
+    exclude: Collection[str]
+
+
+@dataclass(frozen=True)
+class Expire:
+    """An expiry of one category: the cutoff, and the subjects on hold."""
+
+    category: str
+    cutoff: datetime
+    held: Collection[Mapping[str, str]]
+
+
+Operation = Erase | Expire
+
+
+def _coerce(column: sa.Column, value: str) -> Any | None:
+    """An identity value in the column's Python type; None when it cannot be one (so it matches nothing)."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return value
+    if kind in (int, float, Decimal):
+        try:
+            return kind(value)
+        except (ValueError, ArithmeticError):
+            return None
+    return value
+
+
+def subject(spec: TableSpec, t: FromClause, ids: Mapping[str, str]) -> ColumnElement[bool] | None:
+    """Rows of the subject, found by an identity column or through the parent; None when not applicable."""
+    return holds(spec, t, [ids])
+
+
+def holds(spec: TableSpec, t: FromClause, identities: Collection[Mapping[str, str]]) -> ColumnElement[bool] | None:
+    """Rows of any of the given subjects, as a predicate that is never NULL; None when none applies."""
+    terms: list[ColumnElement[bool]] = []
+    for kind, column in spec.identity.items():
+        values = {v for ids in identities if (v := ids.get(kind)) is not None}
+        coerced = {c for v in values if (c := _coerce(spec.table.c[column], v)) is not None}
+        if values:
+            terms.append(sa.and_(t.c[column].is_not(None), t.c[column].in_(sorted(coerced, key=str)))
+                         if coerced else sa.false())
+    if spec.parent is not None and spec.parent_spec is not None:
+        parent = spec.parent_spec
+        p = parent.table.alias()
+        inner = holds(parent, p, identities)
+        if inner is not None:
+            refs = sa.select(p.c[spec.parent[2]]).where(p.c[spec.parent[2]].is_not(None), inner)
+            terms.append(sa.and_(t.c[spec.parent[1]].is_not(None), t.c[spec.parent[1]].in_(refs)))
+    return sa.or_(*terms) if terms else None
+
+
+def _older(spec: TableSpec, t: FromClause, cutoff: datetime) -> ColumnElement[bool]:
+    column = t.c[spec.timestamp]
+    try:
+        kind = spec.table.c[spec.timestamp].type.python_type
+    except NotImplementedError:
+        kind = datetime
+    if kind in (int, float, Decimal):  # epoch seconds
+        return column < int(cutoff.timestamp())
+    if not getattr(spec.table.c[spec.timestamp].type, "timezone", False):
+        # Naive timestamps in a store are taken to be UTC.
+        return column < cutoff.astimezone(UTC).replace(tzinfo=None)
+    return column < cutoff
+
+
+def _differs(t: FromClause, column: str, rep: Replacement) -> ColumnElement[bool]:
+    if rep.kind == "null":
+        return t.c[column].is_not(None)
+    return t.c[column].is_distinct_from(sa.literal(rep.value, t.c[column].type))
+
+
+def pending(spec: TableSpec, t: FromClause, category: str) -> ColumnElement[bool] | None:
+    """Rows whose `category` columns are not yet replaced; None when acting on it deletes the row."""
+    if category != spec.category:
+        return sa.or_(*(_differs(t, c, spec.column_replacements[c])
+                        for c, cat in spec.column_categories.items() if cat == category))
+    if spec.mode == "delete":
+        return None
+    if spec.marker is not None:
+        return t.c[spec.marker].is_(None)
+    return sa.or_(*(_differs(t, c, r) for c, r in spec.replacements.items()))
+
+
+def selected(spec: TableSpec, t: FromClause, category: str, op: Operation) -> ColumnElement[bool]:
+    """The rows that `op` acts on for one of the table's categories."""
+    if category not in spec.units():
+        return sa.false()
+    if isinstance(op, Erase):
+        who = subject(spec, t, op.ids)
+        if who is None or category in op.exclude:
+            return sa.false()
+        terms = [who]
+        if category == spec.category and spec.mode == "delete" and set(spec.column_categories.values()) & set(
+                op.exclude):
+            return sa.false()  # deleting the row would take held columns with it
+    else:
+        if category != op.category:
+            return sa.false()
+        terms = [_older(spec, t, op.cutoff)]
+        held = holds(spec, t, op.held) if op.held else None
+        if held is not None:
+            terms.append(sa.not_(held))
+    todo = pending(spec, t, category)
+    if todo is not None:
+        terms.append(todo)
+    if category == spec.category and spec.mode == "delete":
+        terms.extend(sa.not_(_blocked_by(child, column, t.c[references], op))
+                     for child, column, references in spec.dependents)
+    return sa.and_(*terms)
+
+
+def _blocked_by(child: TableSpec, column: str, ref: sa.ColumnElement[Any], op: Operation) -> ColumnElement[bool]:
+    """Some row of `child` refers to this row and will still refer to it after `op`: it must stay."""
+    c = child.table.alias()
+    stays = sa.not_(selected(child, c, child.category, op)) if child.releases_parent(column) else sa.true()
+    return sa.exists().where(c.c[column] == ref, stays)
+
+
+def statement(spec: TableSpec, category: str, op: Operation, batch_size: int, dialect: str,
+              hash_key: bytes | None) -> sa.Delete | sa.Update:
+    """One batch: at most `batch_size` rows acted on by a single set-based statement."""
+    t = spec.table
+    deleting = category == spec.category and spec.mode == "delete"
+    if dialect in ("mysql", "mariadb"):
+        # MySQL cannot LIMIT an IN-subquery on the table it changes; it has DELETE/UPDATE ... LIMIT instead.
+        where = selected(spec, t, category, op)
+        stmt = sa.delete(t).where(where) if deleting else sa.update(t).where(where).values(
+            _values(spec, t, category, dialect, hash_key))
+        return stmt.with_dialect_options(mysql_limit=batch_size)
+    b = t.alias("batch")
+    keys = sa.select(b.c[spec.key]).where(selected(spec, b, category, op)).limit(batch_size).scalar_subquery()
+    where = t.c[spec.key].in_(keys)
+    if deleting:
+        return sa.delete(t).where(where)
+    return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
+
+
+def count(spec: TableSpec, category: str, op: Operation) -> sa.Select:
+    b = spec.table.alias("batch")
+    return sa.select(sa.func.count()).select_from(b).where(selected(spec, b, category, op))
+
+
+def _values(spec: TableSpec, t: sa.Table, category: str, dialect: str, hash_key: bytes | None) -> dict[str, Any]:
+    if category != spec.category:
+        reps = {c: spec.column_replacements[c] for c, cat in spec.column_categories.items() if cat == category}
+    else:
+        reps = spec.replacements
+    values: dict[str, Any] = {}
+    for column, rep in reps.items():
+        if rep.kind == "null":
+            values[column] = None
+        elif rep.kind == "value":
+            values[column] = rep.value
+        else:
+            assert hash_key is not None
+            values[column] = keyed_hash(t.c[column], dialect, hash_key)
+    if category == spec.category and spec.marker is not None:
+        values[spec.marker] = sa.func.current_timestamp()
+    return values
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\x00")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def keyed_hash(column: sa.ColumnElement[Any], dialect: str, key: bytes) -> ColumnElement[Any]:
+    """HMAC-SHA256 of the column's text, as 64 hex digits, computed by the database itself."""
+    inner_pad, outer_pad = _hmac_pads(key)
+    if dialect == "postgresql":
+        ipad, opad = sa.literal(inner_pad, sa.LargeBinary), sa.literal(outer_pad, sa.LargeBinary)
+        text = sa.func.convert_to(sa.cast(column, sa.Text), "UTF8")
+        return sa.func.encode(sa.func.sha256(opad.op("||")(sa.func.sha256(ipad.op("||")(text)))), "hex")
+    if dialect in ("mysql", "mariadb"):
+        ipad, opad = sa.literal(inner_pad, sa.LargeBinary), sa.literal(outer_pad, sa.LargeBinary)
+        inner = sa.func.unhex(sa.func.sha2(sa.func.concat(ipad, sa.cast(column, sa.CHAR)), 256))
+        return sa.func.sha2(sa.func.concat(opad, inner), 256)
+    if dialect == "sqlite":
+        return getattr(sa.func, SQLITE_HMAC)(column)
+    raise ValueError(f"keyed hash is not available on {dialect}")
+
+
+def python_hmac(key: bytes, value: Any) -> str | None:
+    """The same keyed hash in Python (SQLite's registered function, and tests)."""
+    if value is None:
+        return None
+    return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
+
+
+def replaced(value: Any, rep: Replacement) -> bool:
+    """Whether a value read back is already its replacement (for column categories: null or fixed)."""
+    return value is None if rep.kind == "null" else value == rep.value
