@@ -88,9 +88,9 @@ class Options:
     def url(self, ctx: StoreContext, option: str = "url") -> str:
         """A connection URL from `url_env` (an environment variable, for secrets) or else `url`."""
         env_name = self.str(f"{option}_env")
+        url = self.str(option)
         if env_name and ctx.environ.get(env_name):
             return ctx.environ[env_name]
-        url = self.str(option)
         if url is None:
             hint = f" and {env_name} is not set" if env_name else ""
             raise self.error(option, f"missing (required){hint}")

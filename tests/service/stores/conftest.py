@@ -1,0 +1,91 @@
+"""Store fixtures: fresh SQL databases on every reachable backend, a Redis key prefix, the demo estate seeded."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.stores.options import StoreContext
+from tests.conftest import BACKENDS, PG_ADMIN_URL
+
+MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+STORES_REDIS_URL = os.environ.get("TEST_STORES_REDIS_URL", "redis://127.0.0.1:6379/13")
+HASH_KEY = bytes(range(32))
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SQL_BACKENDS = [*BACKENDS, "mariadb"]
+
+
+def _fresh_database(admin_url: str, name: str, force: str = "") -> str:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, name: str, force: str = "") -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+    admin.dispose()
+
+
+def _mariadb_reachable() -> bool:
+    try:
+        engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
+        return False
+
+
+@pytest.fixture(scope="session", params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database for store tests on SQLite, PostgreSQL and (when reachable) MariaDB."""
+    name = f"stores_test_{os.getpid()}"
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('stores') / 'estate.sqlite3'}"
+    elif request.param == "postgresql":
+        url = _fresh_database(PG_ADMIN_URL, name, " WITH (FORCE)")
+        yield url
+        _drop_database(PG_ADMIN_URL, name, " WITH (FORCE)")
+    else:
+        if not _mariadb_reachable():
+            pytest.skip(f"MariaDB is not reachable at {make_url(MARIADB_ADMIN_URL).host}")
+        url = _fresh_database(MARIADB_ADMIN_URL, name)
+        yield url
+        _drop_database(MARIADB_ADMIN_URL, name)
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> StoreContext:
+    return StoreContext(base_dir=tmp_path, instance_path=tmp_path, environ={}, hash_key=HASH_KEY)
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[Redis]:
+    client = Redis.from_url(STORES_REDIS_URL)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_client: Redis) -> Iterator[str]:
+    """A key prefix of this test's own, removed afterwards (the database may be shared)."""
+    prefix = f"storetest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        redis_client.unlink(*keys)
