@@ -140,6 +140,24 @@ def demo_setup(slug: str) -> None:
     click.echo(f"\nDemo app {slug!r}. API key (shown once):\n\n    export KEY={secret}\n")
 
 
+@demo_cli.command("seed")
+@click.option("--people", default=50, show_default=True, type=click.IntRange(min=1),
+              help="How many generated people to put in the demo estate.")
+@click.option("--seed", "seed_value", default=27701, show_default=True, help="Random seed (same seed, same data).")
+def demo_seed(people: int, seed_value: int) -> None:
+    """Replace the demo estate's data (examples/estate.toml) with generated people, some old enough to expire."""
+    from service.stores.demo import seed
+
+    if current_app.config["SETTINGS"].production:
+        raise click.ClickException("demo seed is disabled in production")
+    try:
+        done = seed(current_app.extensions["stores"], people, seed_value=seed_value)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = ", ".join(f"{n} {table}" for table, n in done.rows.items())
+    click.echo(f"seeded {done.people} people: {rows}; {done.files} files; {done.keys} Redis keys", err=True)
+
+
 def register(app: Flask) -> None:
     from consent.cli import ledger_cli
 

@@ -158,8 +158,8 @@ def seed(registry: Registry, count: int, *, seed_value: int = 27701, now: dateti
          chunk: int = 2000) -> Seeded:
     """Replace the demo estate's data with `count` generated people."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    sql = registry.get(SQL_STORE)
-    files = registry.get(FILE_STORE)
+    sql = registry.get(SQL_STORE) if SQL_STORE in registry else None
+    files = registry.get(FILE_STORE) if FILE_STORE in registry else None
     if not isinstance(sql, SqlStore) or not isinstance(files, FileStore):
         raise ValueError(f"the demo needs the {SQL_STORE} (sql) and {FILE_STORE} (files) stores of "
                          "examples/estate.toml")

@@ -69,6 +69,15 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _rebase(url: str, ctx: StoreContext) -> str:
+    """A relative SQLite path starts at the config file's folder, not at the working directory."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url[len("sqlite:///"):]
+        if path and not path.startswith(":memory:") and not path.startswith("file:"):
+            return f"sqlite:///{ctx.path(path)}"
+    return url
+
+
 def _prepare(opts: Options, target: str) -> Any:
     module, _, attr = target.partition(":")
     try:
@@ -93,7 +102,7 @@ class SqlStore:
     @classmethod
     def from_config(cls, name: str, options: Mapping[str, Any], ctx: StoreContext) -> SqlStore:
         opts = Options(name, options)
-        url = opts.url(ctx)
+        url = _rebase(opts.url(ctx), ctx)
         batch_size = opts.int("batch_size", 1000)
         key = hash_key(opts, ctx)
         try:
