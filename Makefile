@@ -36,6 +36,7 @@ lint: $(VENV)/.installed
 ## bench: performance figures as ratios to baselines measured in the same run (needs PostgreSQL, wrk)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/consent.py
+	$(BIN)/python bench/stores.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -98,6 +98,7 @@ class SqlStore:
         self.tables = tables  # children before parents: the order erase and expire act in
         self.batch_size = batch_size
         self._key = key
+        self._description: Description | None = None
 
     @classmethod
     def from_config(cls, name: str, options: Mapping[str, Any], ctx: StoreContext) -> SqlStore:
@@ -133,6 +134,11 @@ class SqlStore:
         return cls(name, engine, link_tables(opts, specs), batch_size, key)
 
     def describe(self) -> Description:
+        if self._description is None:
+            self._description = self._describe()
+        return self._description
+
+    def _describe(self) -> Description:
         categories: dict[str, None] = {}
         types: dict[str, None] = {}
         for spec in reversed(self.tables):
