@@ -20,8 +20,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 migrate: $(VENV)/.installed
 	$(FLASK) db upgrade
 
-## run: set up, migrate and serve on SQLite with in-process jobs; prints a demo API key
+## run: set up, migrate, seed the demo estate and serve on SQLite with in-process jobs; prints a demo API key
 run: migrate
+	@$(FLASK) demo seed
 	@$(FLASK) demo setup
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
