@@ -9,6 +9,8 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 # An identity maps an identity type (user_id, email, phone, ...) to the subject's value of it.
 Identity = Mapping[str, str]
+# Told the keys of the records a batch of `expire` destroys (e.g. "orders/42", a file path, a Redis key).
+BatchHook = Callable[[list[str]], None]
 
 
 class StoreError(Exception):
@@ -70,8 +72,13 @@ class Store(Protocol):
         ...
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
-        """Destroy a category's records older than the cutoff; yields each committed batch's count."""
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
+        """Destroy a category's records older than the cutoff; yields each committed batch's count.
+
+        `on_batch(keys)`, when given (and not `dry_run`), is called once per batch with the keys of the records
+        the batch destroys, before the batch becomes durable (inside the transaction, before the files are
+        deleted). If it raises, the batch is not committed. Retention journals each batch through it.
+        """
         ...
 
     def health(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from service.stores.contract import (
+    BatchHook,
     Description,
     Identity,
     NotApplicable,
@@ -127,12 +128,13 @@ class FileStore:
         return True
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
         check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
-        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects)
+        hook = None if dry_run else on_batch
+        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
 
     def _expire(self, category: str, cutoff: float, batch_size: int, dry_run: bool,
-                exclude_subjects: Collection[Identity]) -> Iterator[int]:
+                exclude_subjects: Collection[Identity], on_batch: BatchHook | None = None) -> Iterator[int]:
         held = self._held(exclude_subjects)
         batch: list[Path] = []
         for template in self.templates:
@@ -143,10 +145,10 @@ class FileStore:
                     continue
                 batch.append(path)
                 if len(batch) >= batch_size:
-                    yield self._flush(batch, dry_run)
+                    yield self._flush(batch, dry_run, on_batch)
                     batch = []
         if batch:
-            yield self._flush(batch, dry_run)
+            yield self._flush(batch, dry_run, on_batch)
 
     def _held(self, exclude_subjects: Collection[Identity]) -> set[Path]:
         held: set[Path] = set()
@@ -158,9 +160,11 @@ class FileStore:
             held.update(p for _, p in self._subject_files(ids))
         return held
 
-    def _flush(self, batch: list[Path], dry_run: bool) -> int:
+    def _flush(self, batch: list[Path], dry_run: bool, on_batch: BatchHook | None = None) -> int:
         if dry_run:
             return len(batch)
+        if on_batch is not None:
+            on_batch([str(path.relative_to(self.root)) for path in batch])
         return sum(1 for path in batch if self._delete(path))
 
     def health(self) -> None:

@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service.stores.contract import (
+    BatchHook,
     Description,
     Identity,
     NotApplicable,
@@ -25,9 +26,10 @@ from service.stores.templates import Template
 
 # Checks and deletes one batch atomically, so a key whose timestamp is refreshed meanwhile is never lost.
 # Timestamps are epoch seconds in a hash field, or in a field of a JSON object stored as a string.
+# Returns the keys it found old enough (and deleted, unless dry).
 _EXPIRE_SCRIPT = """
 local field, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local n = 0
+local hit = {}
 for _, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   local ts = nil
@@ -39,11 +41,11 @@ for _, key in ipairs(KEYS) do
   end
   ts = tonumber(ts)
   if ts and ts < cutoff then
-    n = n + 1
+    hit[#hit + 1] = key
     if not dry then redis.call('UNLINK', key) end
   end
 end
-return n
+return hit
 """
 
 
@@ -165,19 +167,26 @@ class RedisStore:
         return counts
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
         check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
-        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects)
+        hook = None if dry_run else on_batch
+        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
 
     def _expire(self, category: str, cutoff: float, batch_size: int, dry_run: bool,
-                exclude_subjects: Collection[Identity]) -> Iterator[int]:
+                exclude_subjects: Collection[Identity], on_batch: BatchHook | None = None) -> Iterator[int]:
         held = self._held(exclude_subjects)
         for template, field in self.templates:
             if template.category != category or field is None:
                 continue
             candidates = (k for k in self._scan(template.for_everyone()) if k not in held)
             for chunk in _chunks(candidates, batch_size):
-                count = int(self._expire_script(keys=chunk, args=[field, repr(cutoff), "1" if dry_run else "0"]))
+                if on_batch is not None:
+                    # The keys go to the hook before they are deleted: find them first, then delete those.
+                    chunk = self._expire_script(keys=chunk, args=[field, repr(cutoff), "1"])
+                    if not chunk:
+                        continue
+                    on_batch([k.decode("utf-8", errors="backslashreplace") for k in chunk])
+                count = len(self._expire_script(keys=chunk, args=[field, repr(cutoff), "1" if dry_run else "0"]))
                 if count:
                     yield count
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from service.stores import sql_build as build
 from service.stores.contract import (
+    BatchHook,
     Description,
     Identity,
     Record,
@@ -192,13 +193,19 @@ class SqlStore:
         return [c for c in spec.units() if c != spec.category] + [spec.category]
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
         check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
         held = [{k: str(v) for k, v in ids.items() if v is not None} for ids in exclude_subjects]
         op = build.Expire(category, older_than, held)
-        return self._expire(op, batch_size, dry_run)
+        return self._expire(op, batch_size, dry_run, on_batch)
 
-    def _expire(self, op: build.Expire, batch_size: int, dry_run: bool) -> Iterator[int]:
+    def expire_actions(self, category: str) -> set[str]:
+        """What expiring `category` does: "delete" rows, or "anonymize" (rows, or the category's columns)."""
+        return {"delete" if c == spec.category and spec.mode == "delete" else "anonymize"
+                for spec in self.tables for c in spec.units() if c == category}
+
+    def _expire(self, op: build.Expire, batch_size: int, dry_run: bool,
+                on_batch: BatchHook | None = None) -> Iterator[int]:
         for spec in self.tables:
             if op.category not in spec.units():
                 continue
@@ -209,18 +216,41 @@ class SqlStore:
                     yield min(total, batch_size)
                     total -= batch_size
             else:
-                yield from self._run(spec, op.category, op, batch_size)
+                yield from self._run(spec, op.category, op, batch_size, on_batch)
 
-    def _run(self, spec: TableSpec, category: str, op: build.Operation, batch_size: int) -> Iterator[int]:
-        """Batches until none is left, each committed before its count is yielded (so a crash loses nothing)."""
-        stmt = build.statement(spec, category, op, batch_size, self.engine.dialect.name, self._key)
+    def _run(self, spec: TableSpec, category: str, op: build.Operation, batch_size: int,
+             on_batch: BatchHook | None = None) -> Iterator[int]:
+        """Batches until none is left, each committed before its count is yielded (so a crash loses nothing).
+
+        With `on_batch`, each batch's row keys are reported inside its transaction, before the commit.
+        """
+        dialect = self.engine.dialect
+        stmt = build.statement(spec, category, op, batch_size, dialect.name, self._key)
+        returning = dialect.delete_returning if isinstance(stmt, sa.Delete) else dialect.update_returning
+        if on_batch is not None and returning:
+            stmt = stmt.returning(spec.table.c[spec.key])
         while True:
             with self.engine.begin() as conn:
-                done = conn.execute(stmt).rowcount
+                if on_batch is None:
+                    done = conn.execute(stmt).rowcount
+                else:
+                    keys = list(conn.execute(stmt).scalars()) if returning else self._locked_batch(
+                        conn, spec, category, op, batch_size)
+                    done = len(keys)
+                    if keys:
+                        on_batch([f"{spec.name}/{jsonable(k)}" for k in keys])
             if done > 0:
                 yield done
             if done < batch_size:
                 return
+
+    def _locked_batch(self, conn: sa.Connection, spec: TableSpec, category: str, op: build.Operation,
+                      batch_size: int) -> list[Any]:
+        """Without RETURNING (MySQL; MariaDB's UPDATE): lock the batch's rows, then act on exactly those."""
+        keys = list(conn.execute(build.batch_keys(spec, category, op, batch_size)).scalars())
+        if keys:
+            conn.execute(build.statement_for_keys(spec, category, op, keys, self.engine.dialect.name, self._key))
+        return keys
 
     def health(self) -> None:
         try:

@@ -167,6 +167,22 @@ def statement(spec: TableSpec, category: str, op: Operation, batch_size: int, di
     return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
 
 
+def batch_keys(spec: TableSpec, category: str, op: Operation, batch_size: int) -> sa.Select:
+    """The keys of the next batch, locked until the transaction ends (for dialects without RETURNING)."""
+    t = spec.table
+    return sa.select(t.c[spec.key]).where(selected(spec, t, category, op)).limit(batch_size).with_for_update()
+
+
+def statement_for_keys(spec: TableSpec, category: str, op: Operation, keys: list[Any], dialect: str,
+                       hash_key: bytes | None) -> sa.Delete | sa.Update:
+    """The batch statement restricted to rows locked by `batch_keys`."""
+    t = spec.table
+    where = sa.and_(t.c[spec.key].in_(keys), selected(spec, t, category, op))
+    if category == spec.category and spec.mode == "delete":
+        return sa.delete(t).where(where)
+    return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
+
+
 def count(spec: TableSpec, category: str, op: Operation) -> sa.Select:
     b = spec.table.alias("batch")
     return sa.select(sa.func.count()).select_from(b).where(selected(spec, b, category, op))
