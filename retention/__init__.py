@@ -1,0 +1,1 @@
+"""Retention: lifecycle policies per store and category, scheduled destruction runs and their certificates."""

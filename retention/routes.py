@@ -1,0 +1,159 @@
+"""HTTP routes of the retention API (thin: validation by schemas, logic in retention.policies and .runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+
+from retention import certificates, policies, runs, schemas
+from retention.views import policy_view
+from service.auth import current_principal, require_scope
+
+blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
+                description="Retention policies, destruction runs and their certificates")
+SCOPE = "retention:manage"
+
+
+def _db() -> Any:
+    return current_app.extensions["db"]
+
+
+def _stores() -> Any:
+    return current_app.extensions["stores"]
+
+
+def _actor() -> policies.Actor:
+    principal = current_principal()
+    return policies.Actor(f"key:{principal.key_id}", principal.app_id)
+
+
+@blp.post("/policies")
+@require_scope(SCOPE)
+@blp.arguments(schemas.RetentionPolicyIn)
+@blp.response(201, schemas.RetentionPolicyOut)
+def create_policy(data: dict[str, Any]) -> Any:
+    """Define how long a store keeps a category of personal data, and what happens after."""
+    with _db().session() as session:
+        policy = policies.create_policy(session, _stores(), _actor(), data)
+        return policy_view(session, policy)
+
+
+@blp.get("/policies")
+@require_scope(SCOPE)
+@blp.arguments(schemas.RetentionPolicyQuery, location="query")
+@blp.response(200, schemas.RetentionPolicyOut(many=True))
+def list_policies(args: dict[str, Any]) -> Any:
+    """Every policy, with its current version, origin (api or config) and last run."""
+    with _db().sessions() as session:
+        return [policy_view(session, p) for p in policies.list_policies(session, **args)]
+
+
+@blp.get("/policies/<key>")
+@require_scope(SCOPE)
+@blp.response(200, schemas.RetentionPolicyOut)
+def get_policy(key: str) -> Any:
+    with _db().sessions() as session:
+        return policy_view(session, policies.get_policy(session, key))
+
+
+@blp.patch("/policies/<key>")
+@require_scope(SCOPE)
+@blp.arguments(schemas.RetentionPolicyUpdate)
+@blp.response(200, schemas.RetentionPolicyOut)
+def update_policy(data: dict[str, Any], key: str) -> Any:
+    """Change a policy: a new version when anything differs; the old version stays on record."""
+    with _db().session() as session:
+        policy, _ = policies.update_policy(session, _stores(), _actor(), key, data)
+        return policy_view(session, policy)
+
+
+@blp.get("/policies/<key>/versions")
+@require_scope(SCOPE)
+@blp.response(200, schemas.RetentionVersionOut(many=True))
+def list_versions(key: str) -> Any:
+    """The policy's versions, newest first."""
+    with _db().sessions() as session:
+        return policies.versions(session, key)
+
+
+@blp.post("/policies/<key>/disable")
+@require_scope(SCOPE)
+@blp.response(200, schemas.RetentionPolicyOut)
+def disable_policy(key: str) -> Any:
+    """Stop applying the policy (runs and schedule); it stays on record."""
+    with _db().session() as session:
+        return policy_view(session, policies.set_enabled(session, _actor(), key, False))
+
+
+@blp.post("/policies/<key>/enable")
+@require_scope(SCOPE)
+@blp.response(200, schemas.RetentionPolicyOut)
+def enable_policy(key: str) -> Any:
+    with _db().session() as session:
+        return policy_view(session, policies.set_enabled(session, _actor(), key, True))
+
+
+@blp.post("/runs")
+@require_scope(SCOPE)
+@blp.arguments(schemas.RetentionRunIn)
+@blp.response(202, schemas.RetentionRunOut)
+def request_run(data: dict[str, Any]) -> Any:
+    """Apply one policy, or every enabled policy, as a job on the `retention` queue.
+
+    A run already queued or running for the same policy (and the same dry_run) is returned instead of a new one.
+    """
+    run_id, created = runs.request_run(_db(), _actor(), policy_key=data["policy"], dry_run=data["dry_run"],
+                                       from_dry_run=data["from_dry_run"])
+    if created:
+        runs.dispatch(current_app.extensions["queue"], run_id)
+    with _db().sessions() as session:
+        return runs.report(session, runs.get_run(session, run_id))
+
+
+@blp.get("/runs")
+@require_scope(SCOPE)
+@blp.arguments(schemas.RetentionRunQuery, location="query")
+@blp.response(200, schemas.RetentionRunOut(many=True))
+@blp.paginate()
+def list_runs(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+    """Runs, newest first, filtered by policy, state, dry_run or trigger (batches are left out here)."""
+    with _db().sessions() as session:
+        items, total = runs.list_runs(session, **args, offset=pagination_parameters.first_item,
+                                      limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return [runs.report(session, r, batches=False) for r in items]
+
+
+@blp.get("/runs/<run_id>")
+@require_scope(SCOPE)
+@blp.response(200, schemas.RetentionRunOut)
+def get_run(run_id: str) -> Any:
+    """A run's state; per step its cutoff, the count of each batch so far, what holds kept, and errors."""
+    with _db().sessions() as session:
+        return runs.report(session, runs.get_run(session, run_id))
+
+
+@blp.post("/runs/<run_id>/retry")
+@require_scope(SCOPE)
+@blp.response(202, schemas.RetentionRunOut)
+def retry_run(run_id: str) -> Any:
+    """Continue a failed or interrupted run from its last committed batch, with the same cutoffs."""
+    runs.retry_run(_db(), _actor(), run_id)
+    runs.dispatch(current_app.extensions["queue"], run_id)
+    with _db().sessions() as session:
+        return runs.report(session, runs.get_run(session, run_id))
+
+
+@blp.get("/runs/<run_id>/certificate")
+@require_scope(SCOPE)
+@blp.response(200, description="The destruction certificate: a compact JWS (application/jose)")
+def get_certificate(run_id: str) -> Any:
+    """Download the signed destruction certificate; verify it with /.well-known/jwks.json."""
+    with _db().sessions() as session:
+        run = certificates.certificate_of(session, run_id)
+    return Response(run.certificate, mimetype="application/jose", headers={
+        "Content-Disposition": f'attachment; filename="retention-{run.id}.jws"',
+        "X-Certificate-SHA256": run.certificate_sha256 or ""})
