@@ -83,7 +83,7 @@ def _compact_json(value: Any) -> str:
 
 
 # Every module that declares tables; Alembic and the tests load them all through `load_models`.
-MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds")
+MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds", "dsar.models")
 
 
 def load_models() -> None:

@@ -1,0 +1,102 @@
+"""Rights-request tables: requests, one task per store, the dispatch outbox, download tokens, notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, BigIntPK, utcnow
+
+TYPES = ("access", "portability", "erasure", "rectification", "restriction", "objection", "consent_withdrawal")
+STATES = ("pending_verification", "verified", "in_progress", "completed", "partially_completed", "rejected",
+          "failed", "cancelled", "locked")
+FINAL = frozenset({"completed", "partially_completed", "rejected", "failed", "cancelled"})
+TASK_STATES = ("pending", "running", "done", "not_applicable", "failed")
+
+
+class DsarRequest(Base):
+    """A rights request. Identity, contact and details are personal data: encrypted, matched by pseudonyms."""
+
+    __tablename__ = "dsar_requests"
+    __table_args__ = (Index("ix_dsar_requests_app_status", "app_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    type: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(30))
+    jurisdiction: Mapped[str] = mapped_column(String(20))
+    subject_keys: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[bytes] = mapped_column(LargeBinary)
+    contact: Mapped[bytes | None] = mapped_column(LargeBinary)
+    details: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    extended_at: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[str | None] = mapped_column(String(100))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None]
+    code_attempts: Mapped[int] = mapped_column(default=0)
+    closed_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    certificate: Mapped[str | None] = mapped_column(Text)
+    export_path: Mapped[str | None] = mapped_column(String(500))
+    export_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    export_expires_at: Mapped[datetime | None]
+    consent_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DsarTask(Base):
+    """The work of one request on one store. `lease_until` lets a reconciler take over a dead worker's task."""
+
+    __tablename__ = "dsar_tasks"
+    __table_args__ = (Index("ix_dsar_tasks_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("dsar_requests.id"), index=True)
+    store: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    kept: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DsarDispatch(Base):
+    """The transactional outbox: written with the task, turned into an RQ job by the dispatcher."""
+
+    __tablename__ = "dsar_dispatch"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("dsar_tasks.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class DownloadToken(Base):
+    __tablename__ = "dsar_download_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("dsar_requests.id"), index=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """What the default notifier 'sends': an outbox an operator's mail relay (or a test) reads."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
