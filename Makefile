@@ -38,6 +38,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/consent.py
 	$(BIN)/python bench/stores.py
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

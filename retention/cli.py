@@ -137,8 +137,9 @@ def runs_command(policy_key: str | None, limit: int) -> None:
         for run in items:
             report = runs.report(session, run, batches=False)
             counts = sum(s["count"] for s in report["steps"])
+            n = len(report["steps"])
             click.echo(f"{run.id}  {run.created_at.isoformat(timespec='seconds')}  {run.trigger:8}  "
-                       f"{'dry' if run.dry_run else 'real':4}  {run.state:9}  {len(report['steps'])} policies  "
+                       f"{'dry' if run.dry_run else 'real':4}  {run.state:9}  {n} polic{'y' if n == 1 else 'ies'}  "
                        f"{counts} records")
         click.echo(f"{len(items)} of {total} runs", err=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 from dateutil.relativedelta import relativedelta
@@ -44,11 +44,9 @@ def check_schedule(expression: str) -> str:
 
 def latest_slot(schedule: str, now: datetime) -> datetime:
     """The most recent time at or before `now` that the schedule fires (UTC)."""
-    now = now.astimezone(UTC)
-    it = croniter(schedule, now)
-    if it.match(schedule, now):
-        return now.replace(microsecond=0)
-    return it.get_prev(datetime).astimezone(UTC)
+    # get_prev is strictly before its base: start one second on, so a slot at `now` itself counts.
+    base = now.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    return croniter(schedule, base).get_prev(datetime).astimezone(UTC)
 
 
 def next_slot(schedule: str, after: datetime) -> datetime:

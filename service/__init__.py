@@ -34,6 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from service.stores.registry import registry_for
 
     app.extensions["stores"] = registry_for(rt, config)
+    from retention import config as retention_config
+
+    retention_config.load(rt, app.extensions["stores"])
 
     api = api_module.Api(app)
     from consent.routes import blp as consent_blp
@@ -44,6 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from service.stores.routes import blp as stores_blp
 
     api.register_blueprint(stores_blp)
+    from retention.routes import blp as retention_blp
+
+    api.register_blueprint(retention_blp)
     app.register_blueprint(web.blp)
     errors.register(app)
     cli.register(app)

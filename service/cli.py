@@ -160,6 +160,7 @@ def demo_seed(people: int, seed_value: int) -> None:
 
 def register(app: Flask) -> None:
     from consent.cli import ledger_cli
+    from retention.cli import retention_cli
 
-    for group in (db_cli, apps_cli, keys_cli, demo_cli, ledger_cli):
+    for group in (db_cli, apps_cli, keys_cli, demo_cli, ledger_cli, retention_cli):
         app.cli.add_command(group)

@@ -83,7 +83,8 @@ def _compact_json(value: Any) -> str:
 
 
 # Every module that declares tables; Alembic and the tests load them all through `load_models`.
-MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds", "dsar.models")
+MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds", "dsar.models",
+                 "retention.models")
 
 
 def load_models() -> None:

@@ -55,5 +55,9 @@ def list_stores() -> Any:
 @require_scope("dsar:manage")
 @blp.response(200, DataMapOut)
 def get_datamap() -> Any:
-    """Which categories of personal data live in which stores (scope dsar:manage or admin)."""
-    return datamap(_registry())
+    """Which categories of personal data live in which stores, and the retention policy applied to each
+    (scope dsar:manage or admin)."""
+    from retention.views import datamap_lookup
+
+    with current_app.extensions["db"].sessions() as session:
+        return datamap(_registry(), retention=datamap_lookup(session))

@@ -1,0 +1,162 @@
+"""Resumable runs: a worker SIGKILLed mid-run, and crashes in each window of the journal protocol, end with every
+old record destroyed exactly once and counted exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import select, update
+
+from retention import execution, leases, runs
+from retention.config import lease_seconds
+from retention.digest import digest_key, key_sum, to_hex
+from retention.journal import Journal
+from retention.models import RetentionBatch, RetentionRun, RetentionStep
+from retention.policies import Actor
+from service.db import utcnow
+from service.stores import demo
+from tests.conftest import wait_for
+from tests.retention import estate
+from tests.retention.conftest import wait_run
+
+RUNS = "/v1/retention/runs"
+
+
+def _add_old_logs(app, count: int) -> None:
+    """Many expired device logs, so a run takes long enough to be killed in the middle."""
+    engine = app.extensions["stores"].get(demo.SQL_STORE).engine
+    logs = demo.metadata.tables["device_logs"]
+    start = (utcnow() - timedelta(days=400)).replace(tzinfo=None)
+    with engine.begin() as conn:
+        first = conn.execute(sa.select(sa.func.max(logs.c.id))).scalar() + 1
+        conn.execute(logs.insert(), [{"id": first + i, "user_id": 1 + i % 40, "device_id": "dev", "event": "sync",
+                                      "ip_address": "192.0.2.1", "logged_at": start - timedelta(minutes=i)}
+                                     for i in range(count)])
+
+
+def kill_worker(proc) -> None:
+    """SIGKILL the worker and its work horse (RQ forks the horse into a process group of its own)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    for child in children:
+        os.kill(int(child), signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _committed(app, run_id: str) -> int:
+    with app.extensions["db"].sessions() as session:
+        return session.scalar(select(sa.func.count()).select_from(RetentionBatch).join(
+            RetentionStep, RetentionStep.id == RetentionBatch.step_id).where(RetentionStep.run_id == run_id)) or 0
+
+
+def test_a_worker_killed_mid_run_is_resumed_to_the_exact_total(ret_rq_app, seeded, policy, headers, worker):
+    client = ret_rq_app.test_client()
+    _add_old_logs(ret_rq_app, 6000)
+    policy("cloud-photos", "device_log", "P90D")
+    before = estate.sql_rows(ret_rq_app, "device_logs", "logged_at")
+    env = {"RETENTION_BATCH_SIZE": "20", "RETENTION_LEASE_SECONDS": "2"}
+    run_id = client.post(RUNS, json={"policy": "cloud-photos.device_log"}, headers=headers).json["id"]
+    first = worker(**env)
+    wait_for(lambda: _committed(ret_rq_app, run_id) >= 5, timeout=20, interval=0.01)
+    kill_worker(first)
+
+    interrupted = client.get(f"{RUNS}/{run_id}", headers=headers).json
+    assert interrupted["state"] == "running" and 0 < interrupted["steps"][0]["count"] < 6000
+    assert client.post(f"{RUNS}/{run_id}/retry", headers=headers).status_code == 409  # its lease still lives
+    wait_for(lambda: client.post(f"{RUNS}/{run_id}/retry", headers=headers).status_code == 202, timeout=10)
+    worker(**env)
+    report = wait_run(client, headers, run_id)
+
+    after = estate.sql_rows(ret_rq_app, "device_logs", "logged_at")
+    old, new = estate.split(before, _cutoff(report))
+    assert report["state"] == "succeeded" and report["attempts"] == 2
+    assert set(after) == new
+    step = report["steps"][0]
+    assert step["count"] == len(old) == sum(step["batches"]) and step["in_flight"] == 0
+    secret = digest_key(ret_rq_app.extensions["keys"])
+    assert step["key_digest"] == to_hex(key_sum(secret, "cloud-photos", "device_log",
+                                                (f"device_logs/{k}" for k in old)))
+
+
+def _cutoff(report):
+    from datetime import datetime
+
+    return datetime.fromisoformat(report["steps"][0]["cutoff"].replace("Z", "+00:00"))
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+def _start(app, policy_key: str):
+    rt = app.extensions["runtime"]
+    run_id, _ = runs.request_run(rt.db, Actor("test"), policy_key=policy_key)
+    lease = leases.claim(rt.db, run_id, lease_seconds())
+    with rt.db.sessions() as session:
+        step = session.scalar(select(RetentionStep).where(RetentionStep.run_id == run_id))
+    lease.policy_id = step.policy_id
+    assert leases.acquire(rt.db, lease, step.policy_id) is None
+    journal = Journal(rt.db, lease, step.id, store=step.store, category=step.category,
+                      secret=digest_key(rt.keys), dry_run=False)
+    return rt, run_id, step, journal
+
+
+def _die(app, run_id: str) -> None:
+    """The dead attempt's lease runs out."""
+    with app.extensions["db"].session() as session:
+        session.execute(update(RetentionRun).where(RetentionRun.id == run_id)
+                        .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy, monkeypatch):
+    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+    policy("cloud-photos", "device_log", "P90D")
+    before = estate.sql_rows(ret_app, "device_logs", "logged_at")
+    rt, run_id, step, journal = _start(ret_app, "cloud-photos.device_log")
+    store = ret_app.extensions["stores"].get("cloud-photos")
+
+    def prepare_then_die(keys):
+        journal.prepare(keys)
+        raise Crash  # the journal holds a prepared batch; the store's transaction rolls back
+
+    try:
+        for _ in store.expire("device_log", step.cutoff, batch_size=7, on_batch=prepare_then_die):
+            pass
+    except Crash:
+        pass
+    assert estate.sql_rows(ret_app, "device_logs", "logged_at") == before
+    _die(ret_app, run_id)
+    assert execution.execute(rt, run_id) == "succeeded"
+    _assert_exact(ret_app, run_id, before, step.cutoff)
+
+
+def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy, monkeypatch):
+    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+    policy("cloud-photos", "device_log", "P90D")
+    before = estate.sql_rows(ret_app, "device_logs", "logged_at")
+    rt, run_id, step, journal = _start(ret_app, "cloud-photos.device_log")
+    store = ret_app.extensions["stores"].get("cloud-photos")
+    batches = store.expire("device_log", step.cutoff, batch_size=7, on_batch=journal.prepare)
+    assert next(batches) == 7  # committed by the store; the process dies before recording it
+    batches.close()
+    assert len(estate.sql_rows(ret_app, "device_logs", "logged_at")) == len(before) - 7
+    _die(ret_app, run_id)
+    assert execution.execute(rt, run_id) == "succeeded"
+    _assert_exact(ret_app, run_id, before, step.cutoff)
+
+
+def _assert_exact(app, run_id, before, cutoff):
+    after = estate.sql_rows(app, "device_logs", "logged_at")
+    old, new = estate.split(before, cutoff)
+    assert set(after) == new
+    with app.extensions["db"].sessions() as session:
+        report = runs.report(session, runs.get_run(session, run_id))
+    step = report["steps"][0]
+    assert step["count"] == len(old) and step["in_flight"] == 0 and report["attempts"] == 2
+    secret = digest_key(app.extensions["keys"])
+    assert step["key_digest"] == to_hex(key_sum(secret, "cloud-photos", "device_log",
+                                                (f"device_logs/{k}" for k in old)))
