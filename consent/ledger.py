@@ -65,10 +65,15 @@ def verify(session: Session, batch: int = 2000) -> Iterator[Break]:
             prev = event
         session.expunge_all()
     # The tail of a chain leaves no successor to notice its removal; the audit trail names every event.
+    # A chain removed by a rights request is audited as erased, whole: that is not a break.
+    erased = select(AuditEvent.resource_id).where(AuditEvent.resource_type == "consent_event",
+                                                  AuditEvent.action == "consent.erased")
     missing = (
         select(AuditEvent.resource_id)
         .outerjoin(ConsentEvent, ConsentEvent.id == AuditEvent.resource_id)
-        .where(AuditEvent.resource_type == "consent_event", ConsentEvent.id.is_(None))
+        .where(AuditEvent.resource_type == "consent_event", ConsentEvent.id.is_(None),
+               AuditEvent.resource_id.not_in(erased))
+        .distinct()
     )
     for resource_id in session.scalars(missing):
         yield Break(resource_id, "?" * 12, "recorded in the audit trail but missing from the ledger (removed)")

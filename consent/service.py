@@ -362,3 +362,25 @@ def history(session: Session, ctx: Context, subject_id: str, policy_key: str | N
                       "locale": event.locale, "evidence": evidence, "created_at": event.created_at,
                       "receipt": event.receipt})
     return items, total
+
+
+# --- for rights requests ----------------------------------------------------------------------------------
+
+def subject_policy_keys(session: Session, app_id: int, subject: str) -> list[str]:
+    """Keys of the app's policies the subject (by pseudonym) has consent records for."""
+    stmt = (select(Policy.key).join(ConsentEvent, ConsentEvent.policy_id == Policy.id)
+            .where(ConsentEvent.app_id == app_id, ConsentEvent.subject == subject).distinct())
+    return sorted(session.scalars(stmt))
+
+
+def erase_subject_chain(session: Session, app_id: int, subject: str, actor: str) -> int:
+    """Delete a subject's whole consent chain (right to erasure) and audit each removed event, so the ledger
+    check can tell an erasure from tampering. Returns the number of events removed."""
+    ids = list(session.scalars(select(ConsentEvent.id).where(ConsentEvent.app_id == app_id,
+                                                             ConsentEvent.subject == subject)))
+    for event_id in ids:
+        audit.record(session, app_id=app_id, actor=actor, action="consent.erased", resource_type="consent_event",
+                     resource_id=event_id)
+    if ids:
+        session.query(ConsentEvent).filter(ConsentEvent.id.in_(ids)).delete(synchronize_session=False)
+    return len(ids)

@@ -44,6 +44,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api.register_blueprint(policy_blp)
     api.register_blueprint(consent_blp)
+    from dsar.routes import blp as dsar_blp
+    from dsar.routes import holds_blp
+
+    api.register_blueprint(dsar_blp)
+    api.register_blueprint(holds_blp)
     from service.stores.routes import blp as stores_blp
 
     api.register_blueprint(stores_blp)

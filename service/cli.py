@@ -160,7 +160,8 @@ def demo_seed(people: int, seed_value: int) -> None:
 
 def register(app: Flask) -> None:
     from consent.cli import ledger_cli
+    from dsar.cli import dsar_cli
     from retention.cli import retention_cli
 
-    for group in (db_cli, apps_cli, keys_cli, demo_cli, ledger_cli, retention_cli):
+    for group in (db_cli, apps_cli, keys_cli, demo_cli, ledger_cli, dsar_cli, retention_cli):
         app.cli.add_command(group)

@@ -1,0 +1,216 @@
+"""HTTP routes of rights requests and legal holds (thin: logic in dsar.service and dsar.holds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, stream_with_context
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+from sqlalchemy import select
+
+from dsar import holds, schemas
+from dsar import service as dsar
+from dsar.exports import decrypt_chunks
+from service.auth import current_principal, require_scope
+from service.runtime import Runtime
+
+blp = Blueprint("requests", __name__, url_prefix="/v1", description="Data-subject rights requests")
+holds_blp = Blueprint("holds", __name__, url_prefix="/v1", description="Legal holds")
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["runtime"]
+
+
+def _actor() -> dsar.Actor:
+    p = current_principal()
+    return dsar.Actor(app_id=p.app_id, name=f"key:{p.key_id}")
+
+
+def _view(request_id: str) -> dict[str, Any]:
+    with _rt().db.sessions() as session:
+        return dsar.view(session, dsar.get_request(session, current_principal().app_id, request_id))
+
+
+def _after_commit(request_id: str) -> dict[str, Any]:
+    # The outbox rows are committed with the change; now hand them to the queue (in-process: run them).
+    dsar.dispatch(_rt())
+    return _view(request_id)
+
+
+@blp.post("/requests")
+@require_scope("dsar:submit")
+@blp.arguments(schemas.RequestIn)
+@blp.response(202, schemas.RequestOut)
+def submit(data: dict[str, Any]) -> Any:
+    """Submit a request. Unless a dsar:manage key marks it verified, a one-time code goes to contact_email."""
+    with _rt().db.session() as session:
+        req = dsar.submit(session, _rt(), _actor(), data, can_verify=current_principal().has("dsar:manage"))
+        request_id = req.id
+    return _after_commit(request_id)
+
+
+@blp.get("/requests/<request_id>")
+@require_scope("dsar:submit")
+@blp.response(200, schemas.RequestOut)
+def get(request_id: str) -> Any:
+    """State, due date, and one task per store with its state, attempts, counts and last error."""
+    return _view(request_id)
+
+
+@blp.get("/requests")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.RequestQuery, location="query")
+@blp.response(200, schemas.RequestOut(many=True))
+@blp.paginate()
+def list_requests(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+    """The app's requests by due date; filter by status, type, overdue."""
+    with _rt().db.sessions() as session:
+        rows, total = dsar.list_requests(session, current_principal().app_id, status=args["status"],
+                                         type_=args["type"], overdue=args["overdue"],
+                                         offset=pagination_parameters.first_item,
+                                         limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return [dsar.view(session, r) for r in rows]
+
+
+@blp.post("/requests/<request_id>/verify")
+@require_scope("dsar:submit")
+@blp.arguments(schemas.CodeIn)
+@blp.response(200, schemas.RequestOut)
+def verify(data: dict[str, Any], request_id: str) -> Any:
+    """Verify the subject with the one-time code; 5 wrong codes lock the request."""
+    with _rt().db.session() as session:
+        dsar.verify(session, _rt(), _actor(), request_id, data["code"])
+    return _after_commit(request_id)
+
+
+@blp.post("/requests/<request_id>/resend-code")
+@require_scope("dsar:submit")
+@blp.response(200, schemas.RequestOut)
+def resend(request_id: str) -> Any:
+    """Send a new code (the old one stops working)."""
+    with _rt().db.session() as session:
+        dsar.resend_code(session, _rt(), _actor(), request_id)
+    return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/extend")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.RequestOut)
+def extend(data: dict[str, Any], request_id: str) -> Any:
+    """Extend the deadline once, where the jurisdiction allows it, with a reason."""
+    with _rt().db.session() as session:
+        dsar.extend(session, _actor(), request_id, data["reason"], _rt())
+    return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/reject")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.RequestOut)
+def reject(data: dict[str, Any], request_id: str) -> Any:
+    """Reject with a reason (e.g. manifestly unfounded)."""
+    with _rt().db.session() as session:
+        dsar.reject(session, _actor(), request_id, data["reason"])
+    return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/cancel")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.OptionalReasonIn)
+@blp.response(200, schemas.RequestOut)
+def cancel(data: dict[str, Any], request_id: str) -> Any:
+    """Cancel a request that has not started executing."""
+    with _rt().db.session() as session:
+        dsar.cancel(session, _actor(), request_id, data["reason"])
+    return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/complete")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.RequestOut)
+def complete(data: dict[str, Any], request_id: str) -> Any:
+    """Close a rectification, restriction or objection once an operator applied it."""
+    with _rt().db.session() as session:
+        dsar.complete_manual(session, _actor(), request_id, data["reason"])
+    return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/retry")
+@require_scope("dsar:manage")
+@blp.response(200, schemas.RequestOut)
+def retry(request_id: str) -> Any:
+    """Run the failed tasks again."""
+    with _rt().db.session() as session:
+        dsar.retry_failed(session, _actor(), request_id)
+    return _after_commit(request_id)
+
+
+@blp.post("/requests/<request_id>/export-token")
+@require_scope("dsar:submit")
+@blp.response(201, schemas.TokenOut)
+def export_token(request_id: str) -> Any:
+    """A short-lived, single-use token to download the export."""
+    with _rt().db.session() as session:
+        token, expires = dsar.create_download_token(session, _actor(), request_id)
+    return {"token": token, "expires_at": expires}
+
+
+@blp.get("/requests/<request_id>/export")
+@require_scope("dsar:submit")
+@blp.arguments(schemas.DownloadQuery, location="query")
+@blp.response(200, description="the export archive (zip), streamed")
+def export(args: dict[str, Any], request_id: str) -> Any:
+    """Download the export with a token from /export-token; the token is burnt."""
+    with _rt().db.session() as session:
+        path, key, label = dsar.redeem_download_token(session, _rt(), _actor(), request_id, args["token"])
+    return Response(stream_with_context(decrypt_chunks(path, key, label)), mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="export-{request_id}.zip"',
+                             "Cache-Control": "no-store"})
+
+
+def _hold_out(hold: holds.LegalHold) -> dict[str, Any]:
+    return {"id": hold.id, "subject": hold.subject is not None, "store": hold.store, "category": hold.category,
+            "reason": hold.reason, "until": hold.until, "created_at": hold.created_at,
+            "released_at": hold.released_at, "release_reason": hold.release_reason}
+
+
+@holds_blp.post("/holds")
+@require_scope("dsar:manage")
+@holds_blp.arguments(schemas.HoldIn)
+@holds_blp.response(201, schemas.HoldOut)
+def create_hold(data: dict[str, Any]) -> Any:
+    """Hold a subject's data, a store, a category or a combination: nothing held is erased or destroyed."""
+    actor = _actor()
+    with _rt().db.session() as session:
+        hold = holds.create_hold(session, _rt().keys, app_id=actor.app_id, actor=actor.name,
+                                 subject=data["subject"], store=data["store"], category=data["category"],
+                                 reason=data["reason"], until=data["until"])
+        return _hold_out(hold)
+
+
+@holds_blp.get("/holds")
+@require_scope("dsar:manage")
+@holds_blp.response(200, schemas.HoldOut(many=True))
+def list_holds() -> Any:
+    """The app's holds, newest first, released ones included."""
+    with _rt().db.sessions() as session:
+        rows = session.scalars(select(holds.LegalHold).where(holds.LegalHold.app_id == current_principal().app_id)
+                               .order_by(holds.LegalHold.created_at.desc()))
+        return [_hold_out(h) for h in rows]
+
+
+@holds_blp.post("/holds/<hold_id>/release")
+@require_scope("dsar:manage")
+@holds_blp.arguments(schemas.ReasonIn)
+@holds_blp.response(200, schemas.HoldOut)
+def release_hold(data: dict[str, Any], hold_id: str) -> Any:
+    """Release a hold, with a reason."""
+    actor = _actor()
+    with _rt().db.session() as session:
+        return _hold_out(holds.release_hold(session, app_id=actor.app_id, hold_id=hold_id, actor=actor.name,
+                                            reason=data["reason"]))

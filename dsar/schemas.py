@@ -1,0 +1,99 @@
+"""Request and response schemas of the rights-request and legal-hold API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from dsar.models import STATES, TYPES
+
+
+class SubjectIn(Schema):
+    user_id = fields.String(load_default=None, validate=validate.Length(1, 255))
+    email = fields.Email(load_default=None)
+    phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+?[0-9 ()-]{5,30}$",
+                                                                       error="expected a phone number"))
+
+
+class RequestIn(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(TYPES))
+    subject = fields.Nested(SubjectIn, required=True)
+    jurisdiction = fields.String(required=True, validate=validate.Length(2, 20))
+    contact_email = fields.Email(load_default=None)
+    details = fields.Dict(load_default=None, metadata={"description": "e.g. the corrections of a rectification"})
+    verified = fields.Boolean(truthy={True}, falsy={False}, load_default=False,
+                              metadata={"description": "only with dsar:manage: the app verified the subject"})
+
+
+class TaskOut(Schema):
+    store = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    counts = fields.Dict()
+    kept = fields.Dict()
+    last_error = fields.String(allow_none=True)
+
+
+class RequestOut(Schema):
+    id = fields.String()
+    type = fields.String()
+    status = fields.String(metadata={"enum": list(STATES)})
+    jurisdiction = fields.String()
+    received_at = fields.DateTime()
+    due_at = fields.DateTime()
+    overdue = fields.Boolean()
+    extended = fields.Boolean()
+    extension_reason = fields.String(allow_none=True)
+    verified_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    reason = fields.String(allow_none=True)
+    certificate = fields.String(allow_none=True, metadata={"description": "erasure certificate (JWS)"})
+    export_ready = fields.Boolean()
+    consent = fields.Dict(allow_none=True)
+    tasks = fields.List(fields.Nested(TaskOut))
+
+
+class RequestQuery(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(STATES))
+    type = fields.String(load_default=None, validate=validate.OneOf(TYPES))
+    overdue = fields.Boolean(load_default=None)
+
+
+class CodeIn(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="expected 6 digits"))
+
+
+class ReasonIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(3, 2000))
+
+
+class OptionalReasonIn(Schema):
+    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class TokenOut(Schema):
+    token = fields.String()
+    expires_at = fields.DateTime()
+
+
+class DownloadQuery(Schema):
+    token = fields.String(required=True, validate=validate.Length(20, 100))
+
+
+class HoldIn(Schema):
+    subject = fields.Nested(SubjectIn, load_default=None)
+    store = fields.String(load_default=None, validate=validate.Length(1, 100))
+    category = fields.String(load_default=None, validate=validate.Length(1, 100))
+    reason = fields.String(required=True, validate=validate.Length(3, 2000))
+    until = fields.AwareDateTime(load_default=None)
+
+
+class HoldOut(Schema):
+    id = fields.String()
+    subject = fields.Boolean(metadata={"description": "whether the hold names a subject (never shown)"})
+    store = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    reason = fields.String()
+    until = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    released_at = fields.DateTime(allow_none=True)
+    release_reason = fields.String(allow_none=True)
