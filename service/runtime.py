@@ -23,7 +23,10 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    from service.db import load_models
     from service.jobs import make_queue
+
+    load_models()  # a worker imports only its job's module; the ORM needs every table's mapping
 
     rt = Runtime(settings=settings, db=Database(settings.database_url), keys=load_key_material(settings),
                  queue=make_queue(settings))
