@@ -241,3 +241,12 @@ def purge_exports() -> int:
                          resource_type="dsar_request", resource_id=req.id)
             purged += 1
     return purged
+
+
+def maintain() -> dict[str, int]:
+    """The scheduler's periodic pass: dispatch what the outbox still holds, re-enqueue tasks whose worker is
+    gone or whose job Redis lost, and destroy exports past their time."""
+    from dsar.service import dispatch, reconcile
+
+    rt = runtime()
+    return {"dispatched": dispatch(rt), "reconciled": reconcile(rt), "exports_destroyed": purge_exports()}

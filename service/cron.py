@@ -1,17 +1,21 @@
 """The RQ cron scheduler's configuration (the Procfile's `scheduler:` line: `rq cron service.cron`).
 
-One entry: a tick on the `retention` queue that starts the runs of due policies. The tick reads the policies
+Two entries. A tick on the `retention` queue that starts the runs of due policies. The tick reads the policies
 each time, so policies created through the API after the scheduler started are scheduled too, each by its own
 cron expression. RETENTION_TICK_SECONDS sets how often it looks (default 60; a policy's schedule cannot fire
-more often than that).
+more often than that). And the rights-request maintenance pass on the `dsar` queue (dsar.jobs.maintain).
 """
 
 from __future__ import annotations
 
 from rq import cron
 
+from dsar.jobs import maintain as maintain_requests
 from retention.config import env_int
 from retention.jobs import run_due_policies
 
 cron.register(run_due_policies, queue_name="retention", interval=env_int("RETENTION_TICK_SECONDS", 60),
+              job_timeout=300, result_ttl=600)
+# Rights requests: outbox dispatch, reconciliation of lost or orphaned tasks, destruction of old exports.
+cron.register(maintain_requests, queue_name="dsar", interval=env_int("DSAR_MAINTENANCE_SECONDS", 60),
               job_timeout=300, result_ttl=600)

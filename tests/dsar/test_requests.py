@@ -220,3 +220,34 @@ def test_scopes(inline_app, key_for, method, path, scope):
     assert client.open(path, method=method, json={}).status_code == 401
     r = client.open(path, method=method, json={}, headers=key_for(inline_app, "consent:read,consent:write"))
     assert r.status_code == 403 and scope in r.json["message"]
+
+
+def test_erasure_removes_the_consent_chain_and_the_ledger_still_verifies(inline_app, key_for):
+    client, h = inline_app.test_client(), key_for(inline_app, "admin")
+    client.post("/v1/policies", json={"key": "privacy", "title": "t", "purposes": [
+        {"key": "core", "description": "d", "required": True}]}, headers=h)
+    client.post("/v1/policies/privacy/versions", json={"version": "1", "text": "t", "material": True}, headers=h)
+    for subject in ("1", "2"):
+        client.post("/v1/consents", json={"subject_id": subject, "policy": "privacy", "version": "1",
+                                          "purposes": {"core": True}, "channel": "web", "locale": "en"}, headers=h)
+    r = new(client, h, type_="erasure", verified=True)
+    assert r.json["status"] == "completed" and r.json["consent"]["consent_events_removed"] == 1
+    assert client.get("/v1/subjects/1/consents", headers=h).status_code == 404
+    assert client.get("/v1/subjects/2/consents", headers=h).status_code == 200
+    result = inline_app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output
+
+
+def test_maintenance_pass_destroys_exports_past_their_time(inline_app, key_for):
+    from dsar.jobs import maintain
+    from service.runtime import use_runtime
+
+    client, h = inline_app.test_client(), key_for(inline_app, "dsar:submit,dsar:manage")
+    fresh, old = (new(client, h, verified=True).json["id"] for _ in range(2))
+    with inline_app.extensions["db"].session() as session:
+        session.execute(update(DsarRequest).where(DsarRequest.id == old)
+                        .values(export_expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    with use_runtime(inline_app.extensions["runtime"]):
+        assert maintain() == {"dispatched": 0, "reconciled": 0, "exports_destroyed": 1}
+    assert client.get(f"/v1/requests/{old}", headers=h).json["export_ready"] is False
+    assert client.get(f"/v1/requests/{fresh}", headers=h).json["export_ready"] is True
