@@ -108,7 +108,7 @@ def record_consent(data: dict[str, Any]) -> Any:
 @blp.response(200, schemas.StatusOut)
 def consent_status(args: dict[str, Any]) -> Any:
     """Does this subject need to accept the current policy? Call it at app start."""
-    with _db().sessions() as session, _db().reader.connect() as reader:
+    with _db().sessions() as session, _db().raw_reader() as reader:
         return consent.status(session, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
 
 

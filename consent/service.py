@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,22 +187,53 @@ _LATEST_EVENT = (
 )
 
 
-def _latest_event(conn: Any, policy_id: int, subject: str) -> Any:
-    return conn.execute(_LATEST_EVENT, {"policy_id": policy_id, "subject": subject}).first()
+@dataclass(frozen=True)
+class LatestEvent:
+    version_id: int
+    kind: str
+    purposes: dict[str, bool]
+
+
+_latest_sql: dict[str, Any] = {}
+
+
+def _latest_event(session: Session, raw: Any, policy_id: int, subject: str) -> LatestEvent | None:
+    """The subject's latest event for the policy: through `raw` (a DBAPI connection) on the hot path."""
+    if raw is None:
+        row = session.execute(_LATEST_EVENT, {"policy_id": policy_id, "subject": subject}).first()
+        return LatestEvent(*row) if row else None
+    dialect = session.get_bind().dialect
+    compiled = _latest_sql.get(dialect.name)
+    if compiled is None:
+        compiled = _latest_sql[dialect.name] = _LATEST_EVENT.compile(dialect=dialect)
+    params = {**compiled.params, "policy_id": policy_id, "subject": subject}
+    if compiled.positiontup:  # qmark dialects (SQLite) bind by position
+        params = [params[name] for name in compiled.positiontup]
+    cursor = raw.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None:
+        return None
+    purposes = json.loads(row[2]) if isinstance(row[2], str | bytes) else row[2]
+    return LatestEvent(row[0], row[1], purposes)
 
 
 def status(session: Session, ctx: Context, cache: PolicyCache, subject_id: str, policy_key: str,
            now: datetime | None = None, reader: Any = None) -> dict[str, Any]:
     """Does this subject need to (re)consent to the policy's current version, and why.
 
-    `reader` (a connection outside any transaction) serves the one query of the hot path; default: the session.
+    `reader` (a DBAPI connection outside any transaction) serves the one query of the hot path; default: the
+    session.
     """
     view = cache.get(session, ctx.principal.app_id, policy_key)
     now = now or utcnow()
     current = current_version(view.versions, now)
     if current is None:
         raise Conflict(f"policy {policy_key!r} has no version in effect yet")
-    last = _latest_event(reader or session, view.id, ctx.pseudonym(subject_id))
+    last = _latest_event(session, reader, view.id, ctx.pseudonym(subject_id))
     result: dict[str, Any] = {"consent_required": False, "reason": None, "current_version": current.version,
                               "consented_version": None, "purposes": {}}
     if last is None:
@@ -232,16 +263,18 @@ def _lock_chain(session: Session, subject: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"), {"s": subject})
 
 
+_CHAIN_TAIL = (select(ConsentEvent.seq, ConsentEvent.hash).where(ConsentEvent.subject == bindparam("subject"))
+               .order_by(ConsentEvent.seq.desc()).limit(1))
+_EVENT_COLUMNS = tuple(ConsentEvent.__table__.columns)
+
+
 def _append(session: Session, ctx: Context, policy: PolicyView, version: PolicyVersion, subject: str,
             kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
             locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
     """Append an event to the subject's chain and commit; retry when a concurrent writer took the slot."""
     for attempt in range(CHAIN_RETRIES):
         _lock_chain(session, subject)
-        tail = session.execute(
-            select(ConsentEvent.seq, ConsentEvent.hash).where(ConsentEvent.subject == subject)
-            .order_by(ConsentEvent.seq.desc()).limit(1)
-        ).first()
+        tail = session.execute(_CHAIN_TAIL, {"subject": subject}).first()
         event_id = str(uuid.uuid4())
         event = ConsentEvent(
             id=event_id, app_id=ctx.principal.app_id, policy_id=policy.id, version_id=version.id,
@@ -254,7 +287,8 @@ def _append(session: Session, ctx: Context, policy: PolicyView, version: PolicyV
         event.receipt = ctx.keys.signer.sign(receipt_claims(
             event=event, record_hash=event.hash, policy=policy, version=version,
             app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
-        session.add(event)
+        # A Core insert: the ORM unit of work costs more than the rest of the request on this write path.
+        session.execute(insert(ConsentEvent), [{c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}])
         audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor,
                      action=f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}",
                      resource_type="consent_event", resource_id=event_id,

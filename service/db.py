@@ -101,8 +101,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Single-statement reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips.
-        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._raw_reads: Engine | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -114,6 +113,24 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def raw_reader(self) -> Iterator[Any]:
+        """A pooled DBAPI connection in autocommit, for the single-statement reads of the hot path.
+
+        No transaction (saves the BEGIN and ROLLBACK round trips) and no SQLAlchemy execution layer: callers
+        run Core statements they compiled once for the dialect.
+        """
+        if self._raw_reads is None:
+            kwargs = {} if self.url.startswith("sqlite") else {"pool_size": 5, "max_overflow": 10}
+            self._raw_reads = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
+            if self.url.startswith("sqlite"):
+                event.listen(self._raw_reads, "connect", _sqlite_pragmas)
+        conn = self._raw_reads.raw_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     @property
     def dialect(self) -> str:
