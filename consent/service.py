@@ -287,13 +287,13 @@ def _append(session: Session, ctx: Context, policy: PolicyView, version: PolicyV
         event.receipt = ctx.keys.signer.sign(receipt_claims(
             event=event, record_hash=event.hash, policy=policy, version=version,
             app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
-        # A Core insert: the ORM unit of work costs more than the rest of the request on this write path.
-        session.execute(insert(ConsentEvent), [{c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}])
-        audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor,
-                     action=f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}",
-                     resource_type="consent_event", resource_id=event_id,
-                     details={"policy": policy.key, "version": version.version, "gpc": gpc})
         try:
+            # A Core insert: the ORM unit of work costs more than the rest of the request on this write path.
+            session.execute(insert(ConsentEvent), [{c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}])
+            audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor,
+                         action=f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}",
+                         resource_type="consent_event", resource_id=event_id,
+                         details={"policy": policy.key, "version": version.version, "gpc": gpc})
             session.commit()
             return event
         except IntegrityError:
