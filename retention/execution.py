@@ -176,15 +176,15 @@ def _expire(rt: Any, stores: Any, lease: Lease, step: StepInfo, secret: bytes, d
                    "reason": "legal holds on subjects"}
     if progress is not None:
         progress.begin(step, remaining if remaining is not None else count(store, step, exclude))
-    journal = Journal(rt.db, lease, step.id, store=step.store, category=step.category, secret=secret,
-                      dry_run=dry_run)
-    extra = {"on_batch": journal.prepare} if not dry_run and supports_keys(store) else {}
-    for done in store.expire(step.category, step.cutoff, batch_size=batch_size(), dry_run=dry_run,
-                             exclude_subjects=exclude, **extra):
-        journal.record(done)
-        if progress is not None:
-            progress.advance(done)
-    total, key_digest = journal.finish()
+    with Journal(rt.db, lease, step.id, store=step.store, category=step.category, secret=secret,
+                 dry_run=dry_run) as journal:
+        extra = {"on_batch": journal.prepare} if not dry_run and supports_keys(store) else {}
+        for done in store.expire(step.category, step.cutoff, batch_size=batch_size(), dry_run=dry_run,
+                                 exclude_subjects=exclude, **extra):
+            journal.record(done)
+            if progress is not None:
+                progress.advance(done)
+        total, key_digest = journal.finish()
     _set_step(rt.db, lease, step.id, state="done", destroyed=total, key_digest=key_digest, skipped=skipped,
               finished_at=utcnow())
     return "done", total

@@ -87,6 +87,12 @@ def _prepare(opts: Options, target: str) -> Any:
         raise opts.error("prepare", f"cannot load {target!r} (expected module:function)") from None
 
 
+def _key_text(value: Any) -> str:
+    """A row key as text for `on_batch` (integers and strings, the usual keys, without the general path)."""
+    kind = type(value)
+    return value if kind is str else str(value) if kind is int else str(jsonable(value))
+
+
 class SqlStore:
     """Declared tables of one database (`[[stores.tables]]`); see docs/plugins.md for every option."""
 
@@ -229,16 +235,22 @@ class SqlStore:
         returning = dialect.delete_returning if isinstance(stmt, sa.Delete) else dialect.update_returning
         if on_batch is not None and returning:
             stmt = stmt.returning(spec.table.c[spec.key])
+        prefix = f"{spec.name}/"
         while True:
             with self.engine.begin() as conn:
                 if on_batch is None:
                     done = conn.execute(stmt).rowcount
                 else:
-                    keys = list(conn.execute(stmt).scalars()) if returning else self._locked_batch(
-                        conn, spec, category, op, batch_size)
+                    if returning:
+                        # The DBAPI rows as they come: SQLAlchemy's row objects would cost more than the DELETE.
+                        result = conn.execute(stmt)
+                        keys = [row[0] for row in result.cursor.fetchall()]
+                        result.close()
+                    else:
+                        keys = self._locked_batch(conn, spec, category, op, batch_size)
                     done = len(keys)
                     if keys:
-                        on_batch([f"{spec.name}/{jsonable(k)}" for k in keys])
+                        on_batch([prefix + _key_text(k) for k in keys])
             if done > 0:
                 yield done
             if done < batch_size:

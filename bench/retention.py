@@ -1,0 +1,200 @@
+"""Retention benchmark on PostgreSQL: a full run destroying 1,000,000 expired rows of 2,000,000, requested through
+the API and executed by a real rq worker, against a hand-written batched DELETE of the same rows at the same batch
+size in the same run; and the worker's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import psycopg  # noqa: E402
+from alembic import command  # noqa: E402
+from redis import Redis  # noqa: E402
+from rq import Worker  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+SERVICE_DB, STORE_DB = "bench_retention", "bench_retention_store"
+RETAIN_FOR = "P365D"
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def fresh_database(name: str) -> str:
+    with psycopg.connect(libpq(ADMIN_URL), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(libpq(ADMIN_URL), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def create_store(url: str, rows: int) -> None:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        # Odd ids are 400-699 days old, even ids 0-299 days: exactly half expire, interleaved through the table.
+        conn.execute("""
+            CREATE TABLE events_template AS
+            SELECT g::bigint AS id, (g %% %(users)s)::bigint AS user_id, md5(g::text) AS payload,
+                   now() - make_interval(days => (g %% 2) * 400 + (g %% 300)) AS created_at
+            FROM generate_series(1, %(rows)s) AS g""", {"rows": rows, "users": max(rows // 5, 1)})
+        conn.execute("""CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint NOT NULL, payload text,
+                        created_at timestamptz NOT NULL)""")
+        conn.execute("CREATE INDEX ix_events_user_id ON events (user_id)")
+        conn.execute("CREATE INDEX ix_events_created_at ON events (created_at)")
+
+
+def reset(url: str) -> None:
+    """The same starting state for every run: the table refilled from the template, vacuumed and analysed."""
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute("TRUNCATE events")
+        conn.execute("INSERT INTO events SELECT * FROM events_template")
+        conn.execute("VACUUM ANALYZE events")
+        conn.execute("CHECKPOINT")
+
+
+def hand_written(url: str, batch: int) -> tuple[float, int]:
+    """The baseline: what a DBA would write, one transaction per batch."""
+    total = 0
+    start = time.perf_counter()
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        cutoff = conn.execute(f"SELECT now() - interval '{RETAIN_FOR[1:-1]} days'").fetchone()[0]
+        while True:
+            with conn.transaction():
+                done = conn.execute("DELETE FROM events WHERE id IN "
+                                    "(SELECT id FROM events WHERE created_at < %s LIMIT %s)", (cutoff, batch)).rowcount
+            total += done
+            if done < batch:
+                return time.perf_counter() - start, total
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "--url", REDIS_URL, "retention"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + 30
+    while not Worker.all(connection=redis):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the rq worker did not start")
+        time.sleep(0.05)
+    return proc
+
+
+def service_run(client, headers: dict[str, str]) -> tuple[float, int, dict]:
+    """POST the run, wait until the worker reports it finished; its time runs from the request to the end."""
+    start = datetime.now().astimezone()
+    r = client.post("/v1/retention/runs", json={"policy": "events"}, headers=headers)
+    assert r.status_code == 202, r.json
+    while True:
+        time.sleep(0.25)  # the run's own timestamps give the time: polling more often would only load the database
+        report = client.get(f"/v1/retention/runs/{r.json['id']}", headers=headers).json
+        if report["state"] in ("succeeded", "failed"):
+            assert report["state"] == "succeeded", report
+            finished = datetime.fromisoformat(report["finished_at"])
+            return (finished - start).total_seconds(), report["steps"][0]["count"], report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--batch", type=int, default=1000, help="rows per batch (RETENTION_BATCH_SIZE)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed runs of each (the best counts)")
+    args = parser.parse_args()
+
+    print(f"store database {STORE_DB}: {args.rows:,} rows, half older than {RETAIN_FOR}; batch size {args.batch:,}",
+          flush=True)
+    service_url, store_url = fresh_database(SERVICE_DB), fresh_database(STORE_DB)
+    create_store(store_url, args.rows)
+    instance = Path(tempfile.mkdtemp(prefix="bench-retention-"))
+    config = instance / "privacy.toml"
+    config.write_text("""
+[[stores]]
+name = "events-db"
+plugin = "sql"
+url_env = "BENCH_STORE_URL"
+  [[stores.tables]]
+  table = "events"
+  category = "events"
+  identity = { user_id = "user_id" }
+  timestamp_column = "created_at"
+""")
+    env = {"DATABASE_URL": service_url, "INSTANCE_PATH": str(instance), "PRIVACY_CONFIG": str(config),
+           "REDIS_URL": REDIS_URL, "BENCH_STORE_URL": store_url, "RETENTION_BATCH_SIZE": str(args.batch)}
+    Redis.from_url(REDIS_URL).flushdb()
+    import logging
+
+    from service import create_app
+    from service.cli import alembic_config
+    from service.tenancy import create_app_tenant, create_key
+
+    command.upgrade(alembic_config(service_url), "head")
+    app = create_app(env)
+    logging.getLogger("privacy.access").setLevel(logging.WARNING)
+    with app.extensions["db"].session() as session:
+        create_app_tenant(session, "bench")
+        _, secret = create_key(session, "bench", frozenset({"retention:manage"}))
+    headers = {"Authorization": f"Bearer {secret}"}
+    client = app.test_client()
+    r = client.post("/v1/retention/policies", headers=headers, json={
+        "key": "events", "store": "events-db", "category": "events", "retain_for": RETAIN_FOR,
+        "basis": "benchmark"})
+    assert r.status_code == 201, r.json
+    worker_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    try:
+        hand, service = [], []
+        for _ in range(args.rounds):
+            reset(store_url)
+            seconds, count = hand_written(store_url, args.batch)
+            hand.append(seconds)
+            print(f"  hand-written batched DELETE: {count:,} rows in {seconds:.2f} s", flush=True)
+            reset(store_url)
+            worker = start_worker(worker_env)
+            seconds, count, report = service_run(client, headers)
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: the worker and its work horse are waited for
+            worker.wait(timeout=60)
+            service.append(seconds)
+            step = report["steps"][0]
+            phases = {name: (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() for name, a, b in (
+                ("queue and start-up", report["created_at"], report["started_at"]),
+                ("expire", step["started_at"], step["finished_at"]),
+                ("certificate", step["finished_at"], report["finished_at"]))}
+            print(f"  API + worker run:            {count:,} rows in {seconds:.2f} s "
+                  f"({step['batch_count']:,} batches; " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+                  + ")", flush=True)
+        worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    finally:
+        app.extensions["stores"].close()
+        app.extensions["db"].engine.dispose()
+        drop_database(SERVICE_DB)
+        drop_database(STORE_DB)
+        Redis.from_url(REDIS_URL).flushdb()
+
+    ratio = min(service) / min(hand)
+    print(f"\n{'measurement':<52}{'figure':>10}{'target':>10}  verdict")
+    label = f"run of {args.rows // 2:,} expired rows, API + worker (best), s"
+    print(f"{label:<52}{min(service):>10.2f}")
+    print(f"{'hand-written batched DELETE (best), s':<52}{min(hand):>10.2f}")
+    print(f"{'run / hand-written':<52}{ratio:>10.3f}{'<= 1.3':>10}  {'ok' if ratio <= 1.3 else 'MISSED'}")
+    print(f"{'peak memory of the worker (ru_maxrss), MB':<52}{worker_mb:>10.1f}{'< 200':>10}  "
+          f"{'ok' if worker_mb < 200 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
