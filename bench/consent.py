@@ -1,0 +1,497 @@
+"""Consent API benchmark: status checks and consent recording over HTTP (gunicorn on PostgreSQL, driven by wrk),
+each figure printed as a ratio to a bare Flask endpoint measured in the same run under the same gunicorn settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/consent.py`, this file's folder comes first on sys.path and would shadow the `consent`
+# package with this very module; the repository root must win.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import psycopg  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DB_NAME = "bench_consent"
+SLUG, POLICY, VERSION = "bench", "app", "1"
+PURPOSES = [
+    {"key": "essential", "description": "Run the service you signed up for", "required": True,
+     "honors_gpc": False, "lawful_basis": "contract", "retention": "P2Y", "pii_categories": ["account"],
+     "third_party": None},
+    {"key": "analytics", "description": "Measure how the app is used", "required": False, "honors_gpc": True,
+     "lawful_basis": "consent", "retention": "P180D", "pii_categories": ["usage"], "third_party": None},
+    {"key": "marketing", "description": "Tailored offers by e-mail", "required": False, "honors_gpc": True,
+     "lawful_basis": "consent", "retention": None, "pii_categories": ["contact", "usage"],
+     "third_party": "Example Ads B.V."},
+]
+EVENT_COLUMNS = ("id", "app_id", "policy_id", "version_id", "subject", "seq", "kind", "purposes", "gpc",
+                 "channel", "locale", "evidence", "created_at", "prev_hash", "hash", "receipt")
+AUDIT_COLUMNS = ("at", "app_id", "actor", "action", "resource_type", "resource_id", "details")
+CHUNK = 5_000
+WITHDRAW_EVERY = 10  # one seeded subject in ten also withdrew marketing, so chains of two exist too
+
+STATUS_LUA = """
+local n = tonumber(os.getenv("BENCH_SUBJECTS"))
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
+local threads, counter = {}, 0
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + id * 7919)
+end
+function request()
+  return wrk.format("GET", "/v1/consents/status?policy=%(policy)s&subject_id=user-" .. math.random(0, n - 1))
+end
+"""
+
+RECORD_LUA = """
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
+wrk.headers["Content-Type"] = "application/json"
+local run = os.getenv("BENCH_RUN")
+local threads, counter = {}, 0
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+function init(args)
+  sent, created = 0, 0
+end
+function request()
+  sent = sent + 1
+  local body = '{"subject_id":"post-' .. run .. '-' .. id .. '-' .. sent .. '","policy":"%(policy)s",' ..
+    '"version":"%(version)s","purposes":{"essential":true,"analytics":' .. tostring(sent %% 2 == 0) ..
+    ',"marketing":false},"channel":"web","locale":"en-GB",' ..
+    '"evidence":{"ip":"198.51.100.7","user_agent":"wrk/4.1 bench"}}'
+  return wrk.format(nil, nil, nil, body)
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1 end
+end
+"""
+
+DONE_LUA = """
+function done(summary, latency, requests)
+  local created = 0
+  for _, t in ipairs(threads) do created = created + (t:get("created") or 0) end
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"created":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout, created))
+end
+"""
+
+PING_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+"""
+
+
+# --- the database and its seed ---------------------------------------------------------------------------
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def fresh_database(admin_url: str, drop: bool = False) -> str:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        if not drop:
+            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    app_id: int
+    key_id: str
+    secret: str
+
+
+def setup_tenant(config: dict[str, str]) -> Tenant:
+    """Migrate, then create the app, a read/write key, the policy and its current version via the service."""
+    from alembic import command
+
+    from consent import service as consent
+    from service import create_app
+    from service.cli import alembic_config
+    from service.tenancy import create_app_tenant, create_key
+
+    command.upgrade(alembic_config(config["DATABASE_URL"]), "head")
+    app = create_app(config)  # also generates the key material under INSTANCE_PATH, once
+    db = app.extensions["db"]
+    with db.session() as session:
+        tenant = create_app_tenant(session, SLUG, "Benchmark app")
+        row, secret = create_key(session, SLUG, frozenset({"consent:read", "consent:write"}), "bench")
+        ctx = consent.Context(principal=_principal(tenant.id, row.key_id), keys=app.extensions["keys"],
+                              settings=app.config["SETTINGS"])
+        consent.create_policy(session, ctx, {"key": POLICY, "title": "Benchmark app privacy policy",
+                                             "purposes": PURPOSES})
+        consent.add_version(session, ctx, POLICY, {"version": VERSION, "effective_at": None, "url": None,
+                                                   "sha256": None, "material": True,
+                                                   "text": "We process your data as described here."})
+        app_id, key_id = tenant.id, row.key_id
+    db.engine.dispose()
+    return Tenant(app_id, key_id, secret)
+
+
+def _principal(app_id: int, key_id: str) -> Any:
+    from service.tenancy import Principal
+
+    return Principal(app_id=app_id, app_slug=SLUG, key_id=key_id,
+                     scopes=frozenset({"consent:read", "consent:write"}))
+
+
+_seeder: dict[str, Any] = {}
+
+
+def _seed_init(config: dict[str, str], app_id: int, key_id: str) -> None:
+    """Per seeding process: the same key material and policy objects the service would use."""
+    from consent import service as consent
+    from service.config import load_settings
+    from service.crypto import load_key_material
+    from service.db import Database
+
+    settings = load_settings(config)
+    db = Database(settings.database_url)
+    with db.sessions() as session:
+        orm_policy = consent.get_policy(session, app_id, POLICY)
+        version = next(v for v in orm_policy.versions if v.version == VERSION)
+        policy = consent.PolicyView.of(orm_policy)  # what consent.service._append signs receipts from
+    db.engine.dispose()
+    _seeder.update(settings=settings, keys=load_key_material(settings), policy=policy, version=version,
+                   app_id=app_id, actor=f"key:{key_id}", conninfo=libpq(settings.database_url))
+
+
+def _events(n: int) -> Iterator[Any]:
+    """Subject user-<n>'s events, built exactly as consent.service._append builds them."""
+    from consent.ledger import content_hash
+    from consent.models import ConsentEvent
+    from consent.receipts import receipt_claims
+    from service.db import utcnow
+
+    s = _seeder
+    subject = s["keys"].pseudonyms.subject(s["app_id"], f"user-{n}")
+    states = [{"essential": True, "analytics": n % 2 == 0, "marketing": n % 3 == 0}]
+    if n % WITHDRAW_EVERY == 0:
+        states.append({**states[0], "marketing": False})
+    prev = None
+    for seq, purposes in enumerate(states, start=1):
+        kind = "consent" if seq == 1 else "withdrawal"
+        event = ConsentEvent(
+            id=str(uuid.uuid4()), app_id=s["app_id"], policy_id=s["policy"].id, version_id=s["version"].id,
+            subject=subject, seq=seq, kind=kind, purposes=purposes, gpc=False, channel="web", locale="en-GB",
+            evidence=None, created_at=utcnow(), prev_hash=prev.hash if prev else None)
+        event.hash = content_hash(event)
+        event.receipt = s["keys"].signer.sign(receipt_claims(
+            event=event, record_hash=event.hash, policy=s["policy"], version=s["version"], app_slug=SLUG,
+            settings=s["settings"], gpc_denied=[]))
+        yield event
+        prev = event
+
+
+def _seed_chunk(bounds: tuple[int, int]) -> tuple[int, int]:
+    """COPY one chunk of subjects (their events and audit entries) in one transaction."""
+    from service.db import _compact_json
+
+    s = _seeder
+    events = [e for n in range(*bounds) for e in _events(n)]
+    with psycopg.connect(s["conninfo"]) as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY consent_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row([_compact_json(e.purposes) if c == "purposes" else getattr(e, c)
+                                for c in EVENT_COLUMNS])
+        with cur.copy(f"COPY audit_events ({', '.join(AUDIT_COLUMNS)}) FROM STDIN") as copy:
+            for e in events:
+                action = "consent.recorded" if e.kind == "consent" else "consent.withdrawn"
+                copy.write_row([e.created_at, e.app_id, s["actor"], action, "consent_event", e.id,
+                                _compact_json({"policy": POLICY, "version": VERSION, "gpc": False})])
+    return bounds[1] - bounds[0], len(events)
+
+
+def seed(config: dict[str, str], tenant: Tenant, start: int, stop: int, procs: int) -> None:
+    chunks = [(a, min(a + CHUNK, stop)) for a in range(start, stop, CHUNK)]
+    began, subjects, events = time.monotonic(), start, 0
+    ctx = multiprocessing.get_context("spawn")  # no inherited engines or sockets
+    with ctx.Pool(procs, initializer=_seed_init, initargs=(config, tenant.app_id, tenant.key_id)) as pool:
+        for done, (count, written) in enumerate(pool.imap_unordered(_seed_chunk, chunks), start=1):
+            subjects, events = subjects + count, events + written
+            if done % 20 == 0 or done == len(chunks):
+                print(f"  {subjects:>9,} subjects seeded ({events:,} events, "
+                      f"{events / (time.monotonic() - began):,.0f} events/s)", flush=True)
+    with psycopg.connect(libpq(config["DATABASE_URL"]), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE consent_events")
+        conn.execute("VACUUM ANALYZE audit_events")
+
+
+def ledger_counts(url: str, since: Any) -> dict[str, int]:
+    with psycopg.connect(libpq(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT subject), count(*) FILTER (WHERE seq <> 1) "
+            "FROM consent_events WHERE created_at >= %s", (since,)).fetchone()
+        audited = conn.execute(
+            "SELECT count(*) FROM audit_events WHERE action = 'consent.recorded' AND at >= %s", (since,)).fetchone()
+    return {"rows": row[0], "subjects": row[1], "chained": row[2], "audited": audited[0]}
+
+
+class _StreamingSession(Session):
+    """consent.ledger.verify calls expunge_all() between chains while a yield_per stream is still loading into
+    the identity map; expunge_all() replaces that map and SQLAlchemy then refuses every further row, so any
+    ledger over one batch (2,000 events) fails. Expunging object by object frees the memory and keeps the map."""
+
+    def expunge_all(self) -> None:
+        for obj in list(self.identity_map.values()):
+            self.expunge(obj)
+
+
+def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
+    """consent.ledger.verify over the whole table: (breaks, first break, seconds)."""
+    from consent.ledger import verify
+    from service.db import Database
+
+    db = Database(config["DATABASE_URL"])
+    began, breaks, first = time.monotonic(), 0, None
+    with _StreamingSession(db.engine) as session:
+        for found in verify(session):
+            breaks += 1
+            first = first or str(found)
+    db.engine.dispose()
+    return breaks, first, time.monotonic() - began
+
+
+# --- servers and load ------------------------------------------------------------------------------------
+
+@contextmanager
+def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, str], log: Path,
+             ready_path: str) -> Iterator[str]:
+    """Serve `target` in its own process group; the whole group is ended on the way out, even on error."""
+    cmd = [str(Path(sys.executable).parent / "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
+           "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + ready_path, timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn {target} did not start; see {log}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        _end_group(proc)
+
+
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: dict[str, int]
+    created: int
+
+
+def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace, env: dict[str, str]) -> Load:
+    cmd = [args.wrk, f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
+           "--timeout", "5s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True,
+                          timeout=seconds + 60)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line[len("BENCH "):])
+    errors = {k: data[k] for k in ("connect", "read", "write", "status", "timeout") if data[k]}
+    return Load(rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
+                p99_ms=data["p99_us"] / 1000, requests=data["requests"], errors=errors, created=data["created"])
+
+
+def measure(name: str, url: str, script: Path, args: argparse.Namespace, env: dict[str, str]) -> Load:
+    wrk(url, script, args.warmup, args, env)
+    load = wrk(url, script, args.duration, args, env)
+    note = f", errors {load.errors}" if load.errors else ""
+    print(f"  {name}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms "
+          f"({load.requests:,} requests{note})", flush=True)
+    return load
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(args: argparse.Namespace, bare: Load, small: Load, large: Load, record: Load,
+           integrity: str) -> None:
+    rows = [("bare GET /ping", bare), (f"status @ {args.small:,} subjects", small),
+            (f"status @ {args.subjects:,} subjects", large), ("record POST /v1/consents", record)]
+    print(f"\ngunicorn --workers {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} "
+          f"-c{args.connections}, {args.duration:g} s per figure after {args.warmup:g} s warm-up\n")
+    print(f"{'measurement':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rps ratio':>11}")
+    for name, load in rows:
+        print(f"{name:<34}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.rps / bare.rps:>11.3f}")
+    status_ratio, record_ratio = large.rps / bare.rps, record.rps / bare.rps
+    p99_growth = large.p99_ms / small.p99_ms
+    print("\ntarget                                             figure   target  verdict")
+    print(f"{'status throughput @ ' + format(args.subjects, ',') + ' / bare':<48}{status_ratio:>9.3f}"
+          f"{'>= 0.50':>9}  {verdict(status_ratio >= 0.5)}")
+    print(f"{'status p99 @ ' + format(args.subjects, ',') + ' / p99 @ ' + format(args.small, ','):<48}"
+          f"{p99_growth:>9.3f}{'<= 1.30':>9}  {verdict(p99_growth <= 1.3)}")
+    print(f"{'record throughput / bare':<48}{record_ratio:>9.3f}{'>= 0.25':>9}  {verdict(record_ratio >= 0.25)}")
+    print(f"{'record integrity':<48}{integrity}")
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    url = fresh_database(args.postgres)
+    config = {"DATABASE_URL": url, "INSTANCE_PATH": str(work / "instance")}
+    env = {**os.environ, **config, "PRIVACY_ENV": "development"}
+    env.pop("REDIS_URL", None)
+    env.pop("PRIVACY_CONFIG", None)
+    scripts = {}
+    for name, body in (("ping", PING_LUA), ("status", STATUS_LUA % {"policy": POLICY}),
+                       ("record", RECORD_LUA % {"policy": POLICY, "version": VERSION})):
+        scripts[name] = work / f"{name}.lua"
+        scripts[name].write_text(body + DONE_LUA)
+
+    print(f"database {DB_NAME}; gunicorn --workers {args.workers} --threads {args.threads}", flush=True)
+    tenant = setup_tenant(config)
+    load_env = {"BENCH_KEY": tenant.secret}
+
+    with gunicorn("bench.bare_app:app", args.port, args, env, work / "bare.log", "/ping") as base:
+        bare = measure("bare", base + "/ping", scripts["ping"], args, load_env)
+
+    print(f"seeding {args.small:,} subjects", flush=True)
+    seed(config, tenant, 0, args.small, args.procs)
+    with gunicorn("wsgi:app", args.port + 1, args, env, work / "service.log", "/healthz") as base:
+        small = measure(f"status @ {args.small:,}", base, scripts["status"], args,
+                        {**load_env, "BENCH_SUBJECTS": str(args.small)})
+        print(f"seeding up to {args.subjects:,} subjects", flush=True)
+        seed(config, tenant, args.small, args.subjects, args.procs)
+        large = measure(f"status @ {args.subjects:,}", base, scripts["status"], args,
+                        {**load_env, "BENCH_SUBJECTS": str(args.subjects)})
+        record, since = measure_record(base, scripts["record"], args, load_env)
+    integrity = check_integrity(config, since, record, args.connections)
+    report(args, bare, small, large, record, integrity)
+
+
+def measure_record(base: str, script: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple[Load, Any]:
+    """Warm up, then record; returns the load and the time before which no measured row can have been written."""
+    from service.db import utcnow
+
+    wrk(base + "/v1/consents", script, args.warmup, args, {**env, "BENCH_RUN": "warm"})
+    time.sleep(1)  # let requests cut off by the end of the warm-up finish before drawing the line
+    since = utcnow()
+    record = wrk(base + "/v1/consents", script, args.duration, args, {**env, "BENCH_RUN": "run"})
+    time.sleep(1)
+    note = f", errors {record.errors}" if record.errors else ""
+    print(f"  record: {record.rps:,.0f} req/s, p50 {record.p50_ms:.2f} ms, p99 {record.p99_ms:.2f} ms "
+          f"({record.requests:,} requests, {record.created:,} answered 201{note})", flush=True)
+    return record, since
+
+
+def check_integrity(config: dict[str, str], since: Any, record: Load, connections: int) -> str:
+    """Rows against 201s. Every request carries a new subject, so a subject with two rows is a duplicate;
+    a 201 without a row is lost. wrk stops with up to one request per connection still in flight: the server
+    completes those without wrk counting the 201, so up to `connections` extra rows are expected."""
+    counts = ledger_counts(config["DATABASE_URL"], since)
+    lost = max(0, record.created - counts["rows"])
+    duplicated = counts["rows"] - counts["subjects"]
+    unanswered = max(0, counts["subjects"] - record.created)
+    print(f"  rows added {counts['rows']:,} ({counts['subjects']:,} subjects, {counts['audited']:,} audited, "
+          f"{counts['chained']} with seq > 1); 201 responses {record.created:,}", flush=True)
+    print("verifying the ledger (consent.ledger.verify)", flush=True)
+    try:
+        breaks, first, seconds = verify_ledger(config)
+        print(f"  {breaks} break(s) in {seconds:.0f} s{': ' + first if first else ''}", flush=True)
+        ledger = "intact" if breaks == 0 else f"{breaks} break(s), first {first}"
+    except Exception as exc:  # noqa: BLE001 - the figures are still worth printing; the failure is reported
+        ledger = f"NOT VERIFIED ({type(exc).__name__}: {str(exc)[:80]})"
+        print(f"  verification failed: {exc!r}", flush=True)
+    parts = [f"lost: {lost}", f"duplicated: {duplicated + counts['chained']}", f"ledger: {ledger}"]
+    if unanswered:
+        flag = "" if unanswered <= connections else f" > {connections} connections: UNEXPLAINED"
+        parts.append(f"in flight at cut-off: {unanswered}{flag}")
+    if counts["rows"] != counts["audited"]:
+        parts.append(f"unaudited: {counts['rows'] - counts['audited']}")
+    return ", ".join(parts)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=1_000_000, help="subjects for the large status figure")
+    parser.add_argument("--small", type=int, default=1_000, help="subjects for the small status figure")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured figure")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each figure")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="seeding processes")
+    parser.add_argument("--port", type=int, default=8931, help="bare app port; the service uses the next")
+    parser.add_argument("--postgres", default=ADMIN_URL, help="an existing database to create the bench one from")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args(argv)
+    if not 0 < args.small < args.subjects:
+        parser.error("need 0 < --small < --subjects")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-consent-"))
+    try:
+        run(args, work)
+    finally:
+        if not args.keep:
+            fresh_database(args.postgres, drop=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
