@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from retention import policies
 from retention.models import RetentionPolicy
@@ -79,7 +79,13 @@ def declared(toml: Mapping[str, Any], stores: Any) -> list[dict[str, Any]]:
 def sync(db: Any, stores: Any, entries: list[dict[str, Any]]) -> None:
     """Make the database say what the file says: create, version, re-enable, and disable the config policies
     the file no longer declares. Safe to run from several processes starting at once."""
-    if not inspect(db.engine).has_table("retention_policies"):
+    try:
+        migrated = inspect(db.engine).has_table("retention_policies")
+    except OperationalError as exc:
+        # The service starts without its database as it did before retention; the next start-up syncs.
+        log.warning("retention policies not synced: the database is unreachable (%s)", type(exc).__name__)
+        return
+    if not migrated:
         log.warning("retention policies not synced: the database is not migrated yet")
         return
     for attempt in range(3):

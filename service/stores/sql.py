@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import importlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -87,10 +87,13 @@ def _prepare(opts: Options, target: str) -> Any:
         raise opts.error("prepare", f"cannot load {target!r} (expected module:function)") from None
 
 
-def _key_text(value: Any) -> str:
-    """A row key as text for `on_batch` (integers and strings, the usual keys, without the general path)."""
-    kind = type(value)
-    return value if kind is str else str(value) if kind is int else str(jsonable(value))
+def _key_text(column: sa.Column[Any]) -> Callable[[Any], str]:
+    """How a key column's values become text for `on_batch`: integer and string keys take the fast path."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        kind = object
+    return str if kind in (int, str) else (lambda value: str(jsonable(value)))
 
 
 class SqlStore:
@@ -236,25 +239,28 @@ class SqlStore:
         if on_batch is not None and returning:
             stmt = stmt.returning(spec.table.c[spec.key])
         prefix = f"{spec.name}/"
-        while True:
-            with self.engine.begin() as conn:
-                if on_batch is None:
-                    done = conn.execute(stmt).rowcount
-                else:
-                    if returning:
-                        # The DBAPI rows as they come: SQLAlchemy's row objects would cost more than the DELETE.
-                        result = conn.execute(stmt)
-                        keys = [row[0] for row in result.cursor.fetchall()]
-                        result.close()
+        as_text = _key_text(spec.table.c[spec.key])
+        # One connection for every batch (each in its own transaction): no pool checkout and ping per batch.
+        with self.engine.connect() as conn:
+            while True:
+                with conn.begin():
+                    if on_batch is None:
+                        done = conn.execute(stmt).rowcount
                     else:
-                        keys = self._locked_batch(conn, spec, category, op, batch_size)
-                    done = len(keys)
-                    if keys:
-                        on_batch([prefix + _key_text(k) for k in keys])
-            if done > 0:
-                yield done
-            if done < batch_size:
-                return
+                        if returning:
+                            # The DBAPI rows as they come: SQLAlchemy's row objects cost more than the DELETE.
+                            result = conn.execute(stmt)
+                            keys = [row[0] for row in result.cursor.fetchall()]
+                            result.close()
+                        else:
+                            keys = self._locked_batch(conn, spec, category, op, batch_size)
+                        done = len(keys)
+                        if keys:
+                            on_batch(list(map(prefix.__add__, map(as_text, keys))))
+                if done > 0:
+                    yield done
+                if done < batch_size:
+                    return
 
     def _locked_batch(self, conn: sa.Connection, spec: TableSpec, category: str, op: build.Operation,
                       batch_size: int) -> list[Any]:
