@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,12 +41,7 @@ class Journal:
         self.db, self.lease, self.step_id, self.dry_run = db, lease, step_id, dry_run
         self._sum = lambda keys: digest.key_sum(secret, store, category, keys)
         self._background_sum = lambda keys: digest.key_sum(secret, store, category, keys, yield_every=256)
-        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retention-digest")
         self._renewed = time.monotonic()
-        # On PostgreSQL one connection in autocommit serves the step: each statement commits on its own, which
-        # is all the protocol needs, without BEGIN, COMMIT and pool round trips for every batch.
-        self._conn = (db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
-                      if db.dialect == "postgresql" else None)
         with db.sessions() as session:
             if dry_run:
                 # A dry run destroyed nothing, so an interrupted one simply counts again from the start.
@@ -59,14 +54,25 @@ class Journal:
         self._prepared: tuple[int, Future[int]] | None = None
         # Reported by the store, to be marked committed with the next statement: (id, count, keys' digest).
         self._pending: tuple[int, int, Future[int]] | None = None
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retention-digest")
+        # On PostgreSQL one connection in autocommit serves the step: each statement commits on its own, which
+        # is all the protocol needs, without BEGIN, COMMIT and pool round trips for every batch.
+        self._conn = (db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+                      if db.dialect == "postgresql" else None)
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._hasher.shutdown(wait=True, cancel_futures=True)
-        if self._conn is not None:
-            self._conn.close()
+        try:
+            if self._pending is not None:
+                # The store failed after committing this batch: record it now rather than leave it unresolved.
+                with suppress(Exception), self._statements() as conn:
+                    self._confirm(conn)
+        finally:
+            self._hasher.shutdown(wait=True, cancel_futures=True)
+            if self._conn is not None:
+                self._conn.close()
 
     @contextmanager
     def _statements(self) -> Iterator[sa.Connection]:

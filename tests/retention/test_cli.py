@@ -73,3 +73,36 @@ def test_datamap_shows_each_categorys_policy_and_last_run(ret_app, seeded, polic
     assert logs["policy"] == "cloud-photos.device_log" and logs["retain_for"] == "P90D"
     assert logs["last_run"]["run"] == run["id"] and logs["last_run"]["count"] == run["steps"][0]["count"]
     assert places[("uploads", "photos")] is None
+
+
+def test_tick_starts_due_policies_and_resume_continues_an_interrupted_run(ret_app, seeded, policy):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from retention import leases, runs
+    from retention.models import RetentionPolicy, RetentionRun
+    from retention.policies import Actor
+    from service.db import utcnow
+
+    policy("sessions", "sessions", "P30D", schedule="@hourly")
+    db = ret_app.extensions["db"]
+    with db.session() as session:
+        session.execute(update(RetentionPolicy).values(created_at=utcnow() - timedelta(hours=2)))
+    cli = ret_app.test_cli_runner()
+    ticked = cli.invoke(args=["retention", "tick"])
+    run_id = ticked.stdout.strip()
+    with db.sessions() as session:
+        run = runs.get_run(session, run_id)
+        assert (run.trigger, run.state) == ("schedule", "succeeded")  # in-process: it ran during the tick
+    assert cli.invoke(args=["retention", "tick"]).stdout.strip() == "nothing due"
+
+    # A run whose worker died: its lease ran out, and ops continue it in the foreground.
+    interrupted, _ = runs.request_run(db, Actor("test"), policy_key="sessions.sessions")
+    assert leases.claim(db, interrupted, 60) is not None
+    with db.session() as session:
+        session.execute(update(RetentionRun).where(RetentionRun.id == interrupted)
+                        .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    resumed = cli.invoke(args=["retention", "resume", interrupted])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"run {interrupted}: succeeded" in resumed.stdout

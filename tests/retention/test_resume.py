@@ -160,3 +160,27 @@ def _assert_exact(app, run_id, before, cutoff):
     secret = digest_key(app.extensions["keys"])
     assert step["key_digest"] == to_hex(key_sum(secret, "cloud-photos", "device_log",
                                                 (f"device_logs/{k}" for k in old)))
+
+
+def test_a_failed_step_fails_the_run_and_a_retry_completes_it(app, ret_app, seeded, policy, headers):
+    """`app` has no sessions store (no PRIVACY_CONFIG): its run fails that step and still does the others."""
+    policy("cloud-photos", "device_log", "P90D")
+    policy("sessions", "sessions", "P30D")
+    before = estate.sessions(ret_app)
+    run_id = app.test_client().post(RUNS, json={}, headers=headers).json["id"]
+    failed = app.test_client().get(f"{RUNS}/{run_id}", headers=headers).json
+    steps = {s["category"]: s for s in failed["steps"]}
+    assert failed["state"] == "failed" and "no store named 'sessions'" in failed["error"]
+    assert steps["sessions"]["state"] == "failed" and steps["device_log"]["state"] == "done"
+    assert failed["certificate"] is True  # what was destroyed is certified, failure included
+    assert estate.sessions(ret_app) == before
+
+    client = ret_app.test_client()
+    retried = client.post(f"{RUNS}/{run_id}/retry", headers=headers)
+    assert retried.status_code == 202
+    report = client.get(f"{RUNS}/{run_id}", headers=headers).json
+    steps = {s["category"]: s for s in report["steps"]}
+    old, new = estate.split(before, _cutoff({"steps": [steps["sessions"]]}))
+    assert report["state"] == "succeeded" and steps["sessions"]["count"] == len(old)
+    assert set(estate.sessions(ret_app)) == new
+    assert client.post(f"{RUNS}/{run_id}/retry", headers=headers).status_code == 409  # succeeded: nothing to retry

@@ -35,7 +35,8 @@ def _policies(policy):
     policy("sessions", "sessions", "P30D")
 
 
-def test_a_run_destroys_exactly_the_records_older_than_the_cutoff(ret_rq_app, seeded, policy, headers, worker):
+def test_a_run_destroys_exactly_the_old_records_and_its_certificate_verifies(ret_rq_app, seeded, policy, headers,
+                                                                             worker):
     client = ret_rq_app.test_client()
     _policies(policy)
     before = _snapshot(ret_rq_app)
