@@ -37,17 +37,26 @@ def _fresh(admin_url: str, name: str, force: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def _drop(admin_url: str, name: str, force: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def sql_url(request, tmp_path):
     name = f"retention_keys_{os.getpid()}"
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'keys.sqlite3'}"
-    if request.param == "postgresql":
-        return _fresh(PG_ADMIN_URL, name, " WITH (FORCE)")
+        yield f"sqlite:///{tmp_path / 'keys.sqlite3'}"
+        return
+    admin, force = (PG_ADMIN_URL, " WITH (FORCE)") if request.param == "postgresql" else (MARIADB_ADMIN_URL, "")
     try:
-        return _fresh(MARIADB_ADMIN_URL, name, "")
+        url = _fresh(admin, name, force)
     except sa.exc.OperationalError:
-        pytest.skip("MariaDB is not reachable")
+        pytest.skip(f"{request.param} is not reachable")
+    yield url
+    _drop(admin, name, force)
 
 
 def _sql_store(url: str, tmp_path, erase: str) -> SqlStore:
