@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from retention import policies
 from retention.models import RetentionPolicy
 from retention.periods import DEFAULT_SCHEDULE
+from service import config
 from service.config import ConfigError
 from service.errors import DomainError
 
@@ -24,16 +25,7 @@ _OPTIONS = {"key", "store", "category", "retain_for", "action", "basis", "schedu
 
 def env_int(name: str, default: int, minimum: int = 1) -> int:
     """A retention setting from the environment (the worker and the web process read the same variables)."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name}: must be >= {minimum}, got {value}")
-    return value
+    return config.env_int(os.environ, name, default, minimum)
 
 
 def batch_size() -> int:

@@ -52,7 +52,8 @@ class Settings:
     toml: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """An integer setting from `env`, validated; the error names the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -161,7 +162,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         signing_keys=_secret(env, "SIGNING_KEYS"),
         field_keys=_secret(env, "FIELD_KEYS"),
         pseudonym_key=_secret(env, "PSEUDONYM_KEY"),
-        max_content_length=_int(env, "MAX_CONTENT_LENGTH", 64 * 1024, minimum=1024),
+        max_content_length=env_int(env, "MAX_CONTENT_LENGTH", 64 * 1024, minimum=1024),
         cache_ttl_seconds=_float(env, "CACHE_TTL_SECONDS", 5.0),
         issuer=env.get("ISSUER", "urn:privacy-service"),
         controller=_controller(data),
