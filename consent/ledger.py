@@ -50,17 +50,54 @@ def _chains(session: Session, batch: int) -> Iterator[list[ConsentEvent]]:
         yield chain
 
 
+class _Tombstones:
+    """Where erased events sat in their chains (audited by `consent.erased`): hash -> (seq, previous hash).
+
+    Loaded on the first gap only: a ledger without partial erasures never reads them.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._by_hash: dict[str, tuple[int, str | None]] | None = None
+
+    def bridges(self, event: ConsentEvent, prev: ConsentEvent | None) -> bool:
+        """Do erased events, each audited with its place, link `event` back to `prev` (or the chain's start)?"""
+        if self._by_hash is None:
+            rows = self._session.scalars(select(AuditEvent.details).where(
+                AuditEvent.resource_type == "consent_event", AuditEvent.action == "consent.erased"))
+            self._by_hash = {d["hash"]: (d["seq"], d.get("prev_hash")) for d in rows
+                             if isinstance(d, dict) and "hash" in d and "seq" in d}
+        first = prev.seq + 1 if prev else 1
+        link, seq = event.prev_hash, event.seq - 1
+        while seq >= first:
+            found = self._by_hash.get(link) if link else None
+            if found is None or found[0] != seq:
+                return False
+            link, seq = found[1], seq - 1
+        return seq == first - 1 and link == (prev.hash if prev else None)
+
+
 def verify(session: Session, batch: int = 2000) -> Iterator[Break]:
-    """Recompute every chain; yield each break found (altered, missing or reordered events)."""
+    """Recompute every chain; yield each break found (altered, missing or reordered events).
+
+    A gap is not a break when the events missing from it were erased by a rights request and their audited
+    places link the events on either side (consent kept as proof around erased records).
+    """
+    tombstones = _Tombstones(session)
     for chain in _chains(session, batch):
         prev: ConsentEvent | None = None
-        for expected_seq, event in enumerate(chain, start=1):
+        for event in chain:
+            expected_seq = prev.seq + 1 if prev else 1
+            expected_link = prev.hash if prev else None
+            intact = event.seq == expected_seq and event.prev_hash == expected_link
             if event.hash != content_hash(event):
                 yield Break(event.id, event.subject, "content does not match its hash (altered)")
+            elif not intact and event.seq > expected_seq and tombstones.bridges(event, prev):
+                pass  # erased events, audited with their places, fill the gap
             elif event.seq != expected_seq:
                 yield Break(event.id, event.subject, f"sequence {event.seq}, expected {expected_seq} "
                             "(an earlier event was removed)")
-            elif event.prev_hash != (prev.hash if prev else None):
+            elif event.prev_hash != expected_link:
                 yield Break(event.id, event.subject, "previous-hash link broken (removed or reordered)")
             prev = event
         session.expunge_all()

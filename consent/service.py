@@ -7,11 +7,12 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -407,14 +408,23 @@ def subject_policy_keys(session: Session, app_id: int, subject: str) -> list[str
     return sorted(session.scalars(stmt))
 
 
-def erase_subject_chain(session: Session, app_id: int, subject: str, actor: str) -> int:
-    """Delete a subject's whole consent chain (right to erasure) and audit each removed event, so the ledger
-    check can tell an erasure from tampering. Returns the number of events removed."""
-    ids = list(session.scalars(select(ConsentEvent.id).where(ConsentEvent.app_id == app_id,
-                                                             ConsentEvent.subject == subject)))
-    for event_id in ids:
+def erase_subject_chain(session: Session, app_id: int, subject: str, actor: str,
+                        keep_policies: Collection[str] = ()) -> int:
+    """Delete a subject's consent events (right to erasure) except those of `keep_policies` (kept as proof).
+
+    Each removed event is audited as `consent.erased` with its place in the chain (seq, hash, previous hash: no
+    personal data), so the ledger check tells an erasure from tampering and still verifies the links of a chain
+    whose kept events now have gaps between them. Returns the number of events removed.
+    """
+    stmt = (select(ConsentEvent.id, ConsentEvent.seq, ConsentEvent.hash, ConsentEvent.prev_hash)
+            .join(Policy, Policy.id == ConsentEvent.policy_id)
+            .where(ConsentEvent.app_id == app_id, ConsentEvent.subject == subject))
+    if keep_policies:
+        stmt = stmt.where(Policy.key.not_in(list(keep_policies)))
+    rows = list(session.execute(stmt))
+    for event_id, seq, digest, prev in rows:
         audit.record(session, app_id=app_id, actor=actor, action="consent.erased", resource_type="consent_event",
-                     resource_id=event_id)
-    if ids:
-        session.query(ConsentEvent).filter(ConsentEvent.id.in_(ids)).delete(synchronize_session=False)
-    return len(ids)
+                     resource_id=event_id, details={"seq": seq, "hash": digest, "prev_hash": prev})
+    if rows:
+        session.execute(delete(ConsentEvent).where(ConsentEvent.id.in_([r[0] for r in rows])))
+    return len(rows)

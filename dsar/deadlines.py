@@ -45,9 +45,12 @@ class Deadline:
 DEFAULTS: dict[str, Deadline] = {
     "GDPR": Deadline(Period(1, "months"), Period(2, "months")),      # GDPR Art. 12(3)
     "UK_GDPR": Deadline(Period(1, "months"), Period(2, "months")),   # UK GDPR Art. 12(3)
-    "CCPA": Deadline(Period(45, "days"), Period(45, "days")),        # Cal. Civ. Code 1798.130(a)(2)(A)
+    "CCPA": Deadline(Period(45, "days"), Period(45, "days")),        # Cal. Civ. Code 1798.130(a)(2)(A); 11 CCR 7021
+    "CPRA": Deadline(Period(45, "days"), Period(45, "days")),        # the CCPA as amended by the CPRA: same rule
+    "VCDPA": Deadline(Period(45, "days"), Period(45, "days")),       # Va. Code 59.1-577(B)
     "LGPD": Deadline(Period(15, "days"), None),                      # LGPD Art. 19(II)
-    "PIPL": Deadline(Period(15, "working_days"), None),              # Network Data Security Mgmt. Regs. Art. 22
+    "PIPL": Deadline(Period(15, "working_days"), None),              # PIPL Art. 50 + CAC App rules (docs/dsar.md)
+    "PIPEDA": Deadline(Period(30, "days"), Period(30, "days")),      # PIPEDA s. 8(3), 8(4)
 }
 
 

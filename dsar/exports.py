@@ -1,15 +1,16 @@
 """Encrypted, streamed export archives: chunked AES-256-GCM under a per-export key wrapped by the field key ring.
 
-Nothing holds a whole export in memory: records are written to encrypted parts as the stores yield them, the
-archive is assembled from the parts in one streaming pass, and downloads decrypt chunk by chunk.
+Nothing holds a whole export in memory: records are written to encrypted parts as the stores yield them (file
+contents to encrypted blobs, chunk by chunk), the archive is assembled from the parts in one streaming pass, and
+downloads decrypt chunk by chunk.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
+import shutil
 import struct
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -116,44 +117,66 @@ def read_lines(path: Path, key: bytes, label: str) -> Iterator[dict[str, Any]]:
         yield json.loads(rest)
 
 
-def write_part(path: Path, key: bytes, label: str, records: Iterable[Any]) -> dict[str, int]:
-    """Write a store's records as encrypted JSON lines; file contents go along base64-encoded. Counts per category."""
+def part_label(request_id: str, store: str) -> str:
+    return f"export:{request_id}:part:{store}"
+
+
+def _file_label(request_id: str, store: str, index: int) -> str:
+    return f"export:{request_id}:file:{store}:{index}"
+
+
+def write_part(parts: Path, store: str, key: bytes, request_id: str, records: Iterable[Any]) -> dict[str, int]:
+    """Write a store's records as encrypted JSON lines (`<store>.jsonl.enc`), each file's contents streamed into
+    its own encrypted blob beside it. Rewrites the part whole, so a re-run replaces it. Counts per category."""
     counts: dict[str, int] = {}
-    with EncryptingWriter(path, key, label) as out:
-        for record in records:
-            line = {"category": record.category, "source": record.source, "fields": record.fields}
+    files = parts / f"{store}.files"
+    shutil.rmtree(files, ignore_errors=True)
+    with EncryptingWriter(parts / f"{store}.jsonl.enc", key, part_label(request_id, store)) as out:
+        for index, record in enumerate(records):
+            line: dict[str, Any] = {"category": record.category, "source": record.source, "fields": record.fields}
             if record.content is not None:
-                with record.content() as fh:
-                    line["content_b64"] = base64.b64encode(fh.read()).decode()
+                files.mkdir(exist_ok=True)
+                with record.content() as src, \
+                        EncryptingWriter(files / f"{index}.enc", key, _file_label(request_id, store, index)) as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)  # type: ignore[misc]
+                line["content"] = index
             out.write(json.dumps(line, default=str, ensure_ascii=False).encode() + b"\n")
             counts[record.category] = counts.get(record.category, 0) + 1
     return counts
 
 
 def _json_array(zf: zipfile.ZipFile, name: str, items: Iterable[Any]) -> None:
-    with zf.open(name, "w") as entry:
+    with zf.open(name, "w", force_zip64=True) as entry:
         entry.write(b"[")
         for i, item in enumerate(items):
             entry.write((b",\n" if i else b"\n") + json.dumps(item, default=str, ensure_ascii=False).encode())
         entry.write(b"\n]\n")
 
 
+def _member(source: str) -> str:
+    """A record's source as a safe relative path inside the archive (no absolute paths, no `..`)."""
+    return "/".join(p for p in source.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+
+
 def build_archive(out: Path, key: bytes, request_id: str, parts: dict[str, dict[str, int]], part_dir: Path,
                   consent_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     """One zip (encrypted as it is written): stores/<store>/<category>.json, stores/<store>/files/...,
-    consent/history.json, summary.json and an HTML page a person can read."""
+    consent/history.json, summary.json and an HTML page a person can read. Streams: one record or one chunk
+    of a file at a time."""
     with EncryptingWriter(out, key, f"export:{request_id}:archive") as sink, \
             zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:  # type: ignore[arg-type]
         for store, counts in parts.items():
-            part = part_dir / f"{store}.jsonl.enc"
-            label = f"export:{request_id}:part:{store}"
+            part, label = part_dir / f"{store}.jsonl.enc", part_label(request_id, store)
             for category in counts:
                 _json_array(zf, f"stores/{store}/{category}.json",
                             ({"source": r["source"], **r["fields"]} for r in read_lines(part, key, label)
                              if r["category"] == category))
             for r in read_lines(part, key, label):
-                if "content_b64" in r:
-                    zf.writestr(f"stores/{store}/files/{r['source'].lstrip('/')}", base64.b64decode(r["content_b64"]))
+                if "content" in r:
+                    blob = part_dir / f"{store}.files" / f"{r['content']}.enc"
+                    with zf.open(f"stores/{store}/files/{_member(r['source'])}", "w", force_zip64=True) as entry:
+                        for chunk in decrypt_chunks(blob, key, _file_label(request_id, store, r["content"])):
+                            entry.write(chunk)
         _json_array(zf, "consent/history.json", consent_history)
         zf.writestr("summary.json", json.dumps(summary, indent=2, default=str))
         zf.writestr("index.html", _html(summary))

@@ -48,10 +48,16 @@ class DsarRequest(Base):
     export_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     export_expires_at: Mapped[datetime | None]
     consent_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Restriction and objection stay in force (a flag apps look up; a restriction's hold) until lifted.
+    hold_id: Mapped[str | None] = mapped_column(String(36))
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(100))
+    lift_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DsarTask(Base):
-    """The work of one request on one store. `lease_until` lets a reconciler take over a dead worker's task."""
+    """The work of one request on one store. A running job renews `lease_until`; once it lapses the worker is
+    gone and the reconciler hands the task to another. `attempts` numbers the runs and fences a late writer."""
 
     __tablename__ = "dsar_tasks"
     __table_args__ = (Index("ix_dsar_tasks_state", "state"),)
@@ -64,12 +70,14 @@ class DsarTask(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     kept: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_error: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # for operators: what a manual task asks them to do
     lease_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DsarDispatch(Base):
-    """The transactional outbox: written with the task, turned into an RQ job by the dispatcher."""
+    """The transactional outbox: written with the task, turned into an RQ job (id `dsar-<task>-<row id>`) by the
+    dispatcher. The latest row of a task names the job the reconciler looks for in Redis."""
 
     __tablename__ = "dsar_dispatch"
 

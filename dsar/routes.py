@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from dsar import holds, schemas
 from dsar import service as dsar
+from dsar.config import options
+from dsar.deadlines import deadlines
 from dsar.exports import decrypt_chunks
+from dsar.outbox import dispatch
 from service.auth import current_principal, require_scope
 from service.runtime import Runtime
 
@@ -34,9 +37,18 @@ def _view(request_id: str) -> dict[str, Any]:
 
 
 def _after_commit(request_id: str) -> dict[str, Any]:
-    # The outbox rows are committed with the change; now hand them to the queue (in-process: run them).
-    dsar.dispatch(_rt())
+    # The outbox rows are committed with the change; now hand them to the queue (in-process: run them). Rows a
+    # crash leaves behind are sent by the maintenance pass.
+    dispatch(_rt())
     return _view(request_id)
+
+
+@blp.record_once
+def _check_config(state: Any) -> None:
+    """Refuse to start on a bad `[dsar]` section or deadlines table rather than fail in a worker later."""
+    settings = state.app.config["SETTINGS"]
+    options(settings)
+    deadlines(settings.toml)
 
 
 @blp.post("/requests")
@@ -103,7 +115,7 @@ def resend(request_id: str) -> Any:
 def extend(data: dict[str, Any], request_id: str) -> Any:
     """Extend the deadline once, where the jurisdiction allows it, with a reason."""
     with _rt().db.session() as session:
-        dsar.extend(session, _actor(), request_id, data["reason"], _rt())
+        dsar.extend(session, _rt(), _actor(), request_id, data["reason"])
     return _view(request_id)
 
 
@@ -134,10 +146,33 @@ def cancel(data: dict[str, Any], request_id: str) -> Any:
 @blp.arguments(schemas.ReasonIn)
 @blp.response(200, schemas.RequestOut)
 def complete(data: dict[str, Any], request_id: str) -> Any:
-    """Close a rectification, restriction or objection once an operator applied it."""
+    """Mark the manual part of a rectification, restriction or objection done (the request closes once its
+    automatic tasks are final too)."""
     with _rt().db.session() as session:
-        dsar.complete_manual(session, _actor(), request_id, data["reason"])
+        dsar.complete_manual(session, _rt(), _actor(), request_id, data["reason"])
     return _view(request_id)
+
+
+@blp.post("/requests/<request_id>/lift")
+@require_scope("dsar:manage")
+@blp.arguments(schemas.ReasonIn)
+@blp.response(200, schemas.RequestOut)
+def lift(data: dict[str, Any], request_id: str) -> Any:
+    """End a restriction or objection: its flag stops and a restriction's legal hold is released."""
+    with _rt().db.session() as session:
+        dsar.lift(session, _rt(), _actor(), request_id, data["reason"])
+    return _view(request_id)
+
+
+@blp.post("/subjects/flags")
+@require_scope("dsar:submit")
+@blp.arguments(schemas.FlagsIn)
+@blp.response(200, schemas.FlagsOut)
+def flags(data: dict[str, Any]) -> Any:
+    """Is processing of this subject restricted or objected to? Apps ask before processing (POST: the
+    identity stays out of URLs and logs)."""
+    with _rt().db.sessions() as session:
+        return dsar.flags_for(session, _rt(), current_principal().app_id, data["subject"])
 
 
 @blp.post("/requests/<request_id>/retry")
@@ -156,7 +191,7 @@ def retry(request_id: str) -> Any:
 def export_token(request_id: str) -> Any:
     """A short-lived, single-use token to download the export."""
     with _rt().db.session() as session:
-        token, expires = dsar.create_download_token(session, _actor(), request_id)
+        token, expires = dsar.create_download_token(session, _rt(), _actor(), request_id)
     return {"token": token, "expires_at": expires}
 
 

@@ -30,6 +30,7 @@ class TaskOut(Schema):
     attempts = fields.Integer()
     counts = fields.Dict()
     kept = fields.Dict()
+    note = fields.String(allow_none=True, metadata={"description": "what a manual task asks of an operator"})
     last_error = fields.String(allow_none=True)
 
 
@@ -48,7 +49,10 @@ class RequestOut(Schema):
     reason = fields.String(allow_none=True)
     certificate = fields.String(allow_none=True, metadata={"description": "erasure certificate (JWS)"})
     export_ready = fields.Boolean()
-    consent = fields.Dict(allow_none=True)
+    export_expires_at = fields.DateTime(allow_none=True)
+    consent = fields.Dict(allow_none=True, metadata={"description": "erasure: consent records removed and kept"})
+    lifted_at = fields.DateTime(allow_none=True)
+    lift_reason = fields.String(allow_none=True)
     tasks = fields.List(fields.Nested(TaskOut))
 
 
@@ -68,6 +72,22 @@ class ReasonIn(Schema):
 
 class OptionalReasonIn(Schema):
     reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class FlagsIn(Schema):
+    subject = fields.Nested(SubjectIn, required=True)
+
+
+class FlagOut(Schema):
+    type = fields.String()
+    request_id = fields.String()
+    since = fields.DateTime()
+
+
+class FlagsOut(Schema):
+    restricted = fields.Boolean()
+    objected = fields.Boolean()
+    flags = fields.List(fields.Nested(FlagOut))
 
 
 class TokenOut(Schema):

@@ -1,34 +1,40 @@
-"""Rights-request logic, callable without Flask: intake, verification, deadlines, state changes, dispatch."""
+"""Rights-request logic, callable without Flask: intake, verification, deadlines, operator actions, flags, views.
+
+Execution (the outbox and the jobs) is in dsar.outbox and dsar.jobs; closing a request in dsar.completion.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dsar import notify
+from dsar.completion import close_if_done
+from dsar.config import options
 from dsar.deadlines import deadlines
-from dsar.holds import identity_keys
-from dsar.models import FINAL, DsarDispatch, DsarRequest, DsarTask
+from dsar.fields import contact_of, seal, subject_of
+from dsar.holds import create_hold, get_hold, identity_keys, release_hold
+from dsar.jobs import CONSENT_TASK
+from dsar.models import FINAL, DownloadToken, DsarDispatch, DsarRequest, DsarTask
+from dsar.outbox import MANUAL_TASK
+from dsar.states import tasks_of, transition
 from service import audit
+from service.db import utcnow
 from service.errors import Conflict, DomainError, Invalid, NotFound
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
-CODE_TTL = timedelta(minutes=15)
 MAX_CODE_ATTEMPTS = 5
 STORE_TYPES = frozenset({"access", "portability", "erasure"})
-# Tasks that are not a store: consent withdrawal runs as a job too; the others wait for an operator.
-CONSENT_TASK = "_consent"
-MANUAL_TASK = "_manual"
+FLAG_TYPES = frozenset({"restriction", "objection"})
 
 
 class Locked(DomainError):
@@ -49,45 +55,30 @@ class Actor:
     name: str  # "key:<id>", "cli:...", "system"
 
 
-def _now() -> datetime:
-    from service.db import utcnow
+# --- intake and verification -----------------------------------------------------------------------------
 
-    return utcnow()
-
-
-def _seal(rt: Runtime, value: Any, context: str) -> bytes:
-    return rt.keys.fields.encrypt(json.dumps(value, sort_keys=True).encode(), context)
-
-
-def subject_of(rt: Runtime, req: DsarRequest) -> dict[str, str]:
-    return json.loads(rt.keys.fields.decrypt(req.subject, f"dsar_request:{req.id}:subject"))
-
-
-def contact_of(rt: Runtime, req: DsarRequest) -> str | None:
-    if req.contact is None:
-        return None
-    return json.loads(rt.keys.fields.decrypt(req.contact, f"dsar_request:{req.id}:contact"))
-
-
-def _transition(session: Session, req: DsarRequest, status: str, actor: str, reason: str | None = None,
-                **details: Any) -> None:
-    previous, req.status = req.status, status
-    if status in FINAL:
-        req.closed_at = _now()
-    audit.record(session, app_id=req.app_id, actor=actor, action=f"dsar.{status}", resource_type="dsar_request",
-                 resource_id=req.id, details={"from": previous, "reason": reason, **details})
-
-
-def _hash_code(request_id: str, code: str) -> str:
-    return hashlib.sha256(f"{request_id}:{code}".encode()).hexdigest()
+def _hash_code(rt: Runtime, req: DsarRequest, code: str) -> str:
+    # Keyed (HMAC with the pseudonym key): a 6-digit code's plain hash would fall to a million guesses offline.
+    return rt.keys.pseudonyms.subject(req.app_id, f"dsar-code\x00{req.id}\x00{code}")
 
 
 def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
+    ttl = options(rt.settings).code_ttl
     code = f"{secrets.randbelow(10**6):06d}"
-    req.code_hash, req.code_expires_at, req.code_attempts = _hash_code(req.id, code), _now() + CODE_TTL, 0
+    req.code_hash, req.code_expires_at, req.code_attempts = _hash_code(rt, req, code), utcnow() + ttl, 0
     notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind="verification_code",
-                recipient=contact_of(rt, req) or "", body=f"Your verification code is {code}. It expires in "
-                f"{int(CODE_TTL.total_seconds() // 60)} minutes.")
+                recipient=contact_of(rt, req) or "",
+                body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.")
+
+
+def _check_details(kind: str, details: dict[str, Any] | None) -> None:
+    if kind != "rectification":
+        return
+    corrections = (details or {}).get("corrections")
+    if not isinstance(corrections, dict) or not corrections or not all(
+            isinstance(c, str) and isinstance(f, dict) and f for c, f in corrections.items()):
+        raise Invalid("a rectification needs the corrections", errors={"details": [
+            'give {"corrections": {"<category>": {"<field>": <new value>, ...}, ...}}']})
 
 
 def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *, can_verify: bool) -> DsarRequest:
@@ -104,15 +95,15 @@ def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *,
     if not data.get("verified") and not data.get("contact_email"):
         raise Invalid("a verification code must be sent somewhere",
                       errors={"contact_email": ["required unless the request is marked verified"]})
+    _check_details(data["type"], data.get("details"))
     request_id = str(uuid.uuid4())
-    received = _now()
+    received = utcnow()
     req = DsarRequest(
         id=request_id, app_id=actor.app_id, type=data["type"], status="pending_verification",
         jurisdiction=jurisdiction, subject_keys=identity_keys(rt.keys, actor.app_id, subject),
-        subject=_seal(rt, subject, f"dsar_request:{request_id}:subject"),
-        contact=_seal(rt, data["contact_email"], f"dsar_request:{request_id}:contact")
-        if data.get("contact_email") else None,
-        details=_seal(rt, data["details"], f"dsar_request:{request_id}:details") if data.get("details") else None,
+        subject=seal(rt, request_id, "subject", subject),
+        contact=seal(rt, request_id, "contact", data["contact_email"]) if data.get("contact_email") else None,
+        details=seal(rt, request_id, "details", data["details"]) if data.get("details") else None,
         received_at=received, due_at=table[jurisdiction].period.after(received), code_attempts=0,
     )
     session.add(req)
@@ -142,14 +133,15 @@ def verify(session: Session, rt: Runtime, actor: Actor, request_id: str, code: s
         raise Locked("too many wrong codes: the request is locked")
     if req.status != "pending_verification":
         raise Conflict(f"the request is {req.status}, not pending verification")
-    if req.code_expires_at is None or req.code_expires_at <= _now():
+    if req.code_expires_at is None or req.code_expires_at <= utcnow():
         raise Gone("the code has expired: ask for a new one")
-    if not hmac.compare_digest(req.code_hash or "", _hash_code(req.id, code)):
+    if not hmac.compare_digest(req.code_hash or "", _hash_code(rt, req, code)):
         req.code_attempts += 1
         audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.verification_failed",
                      resource_type="dsar_request", resource_id=req.id, details={"attempt": req.code_attempts})
         if req.code_attempts >= MAX_CODE_ATTEMPTS:
-            _transition(session, req, "locked", actor.name, "too many wrong verification codes")
+            req.code_hash = None
+            transition(session, req, "locked", actor.name, "too many wrong verification codes")
             session.commit()
             raise Locked("too many wrong codes: the request is locked")
         session.commit()
@@ -170,36 +162,63 @@ def resend_code(session: Session, rt: Runtime, actor: Actor, request_id: str) ->
     return req
 
 
-def _verified(session: Session, rt: Runtime, req: DsarRequest, actor: str, method: str) -> None:
-    req.verified_at, req.verified_by = _now(), actor
-    _transition(session, req, "verified", actor, method)
+def _plan(rt: Runtime, req: DsarRequest) -> list[tuple[str, str | None]]:
+    """The request's tasks: (store or pseudo-store, note for an operator)."""
+    registry = registry_for(rt)
     if req.type in STORE_TYPES:
-        names = [s.name for s in registry_for(rt).stores()]
-    elif req.type == "consent_withdrawal":
-        names = [CONSENT_TASK]
-    else:
-        names = [MANUAL_TASK]
+        return [(s.name, None) for s in registry.stores()]
+    if req.type == "consent_withdrawal":
+        return [(CONSENT_TASK, None)]
+    if req.type == "rectification":
+        from dsar.fields import details_of
+
+        wanted = set(details_of(rt, req)["corrections"])
+        holding = [s for s in registry.stores() if wanted & set(s.describe().categories)]
+        tasks: list[tuple[str, str | None]] = [(s.name, None) for s in holding if callable(getattr(s, "rectify",
+                                                                                                   None))]
+        manual = sorted(s.name for s in holding if not callable(getattr(s, "rectify", None)))
+        unknown = sorted(wanted - {c for s in registry.stores() for c in s.describe().categories})
+        if manual or unknown or not tasks:
+            where = ", ".join(manual) or "no store supports updates"
+            tasks.append((MANUAL_TASK, f"apply the corrections by hand in: {where}"
+                          + (f"; categories no store declares: {', '.join(unknown)}" if unknown else "")))
+        return tasks
+    if req.type == "restriction":
+        return [(MANUAL_TASK, "processing restricted (legal hold on the subject and a flag apps look up): "
+                 "complete once every processing system honours it; lift it when the restriction ends")]
+    return [(MANUAL_TASK, "objection recorded (a flag apps look up): complete once the processing objected to "
+             "has stopped; lift it if the objection is overridden")]
+
+
+def _verified(session: Session, rt: Runtime, req: DsarRequest, actor: str, method: str) -> None:
+    """Verification starts execution: tasks and their outbox rows are written in the caller's transaction."""
+    req.verified_at, req.verified_by = utcnow(), actor
+    transition(session, req, "verified", actor, method)
     if req.type in ("access", "portability"):
         from dsar.exports import new_key
 
         req.export_key = new_key(rt.keys, req.id)[1]
+    plan = _plan(rt, req)
     session.flush()
-    for name in names:
+    for name, note in plan:
         task = DsarTask(id=str(uuid.uuid4()), request_id=req.id, store=name, state="pending", attempts=0,
-                        counts={}, kept={})
+                        counts={}, kept={}, note=note)
         session.add(task)
         session.flush()
         if name != MANUAL_TASK:
             session.add(DsarDispatch(task_id=task.id))
-    _transition(session, req, "in_progress", "system", f"{len(names)} task(s) created")
     if req.type == "restriction":
-        from dsar.holds import create_hold
+        hold = create_hold(session, rt.keys, app_id=req.app_id, actor=actor, subject=subject_of(rt, req),
+                           store=None, category=None, reason=f"restriction of processing (request {req.id})",
+                           until=None)
+        req.hold_id = hold.id
+    transition(session, req, "in_progress", "system", f"{len(plan)} task(s) created")
 
-        create_hold(session, rt.keys, app_id=req.app_id, actor=actor, subject=subject_of(rt, req), store=None,
-                    category=None, reason=f"restriction of processing (request {req.id})", until=None)
 
+# --- operator actions ------------------------------------------------------------------------------------
 
-def extend(session: Session, actor: Actor, request_id: str, reason: str, rt: Runtime) -> DsarRequest:
+def extend(session: Session, rt: Runtime, actor: Actor, request_id: str, reason: str) -> DsarRequest:
+    """Apply the jurisdiction's extension once, within the first period, and tell the subject why."""
     req = get_request(session, actor.app_id, request_id, lock=True)
     rule = deadlines(rt.settings.toml)[req.jurisdiction]
     if rule.extension is None:
@@ -208,11 +227,18 @@ def extend(session: Session, actor: Actor, request_id: str, reason: str, rt: Run
         raise Conflict("the deadline was already extended once")
     if req.status in FINAL:
         raise Conflict(f"the request is {req.status}")
+    if req.due_at <= utcnow():
+        raise Conflict("an extension must be decided (and the subject told) within the first period")
     old = req.due_at
-    req.due_at, req.extended_at, req.extension_reason = rule.extension.after(old), _now(), reason
+    req.due_at, req.extended_at, req.extension_reason = rule.extension.after(old), utcnow(), reason
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.extended", resource_type="dsar_request",
                  resource_id=req.id, details={"from": old.isoformat(), "to": req.due_at.isoformat(),
                                               "reason": reason})
+    contact = contact_of(rt, req)
+    if contact:
+        notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind="deadline_extended",
+                    recipient=contact, body=f"We need more time for your {req.type} request {req.id}: we will "
+                    f"answer by {req.due_at.date().isoformat()}. Reason: {reason}")
     return req
 
 
@@ -220,7 +246,7 @@ def reject(session: Session, actor: Actor, request_id: str, reason: str) -> Dsar
     req = get_request(session, actor.app_id, request_id, lock=True)
     if req.status in FINAL:
         raise Conflict(f"the request is already {req.status}")
-    _transition(session, req, "rejected", actor.name, reason)
+    transition(session, req, "rejected", actor.name, reason)
     return req
 
 
@@ -228,49 +254,83 @@ def cancel(session: Session, actor: Actor, request_id: str, reason: str | None) 
     req = get_request(session, actor.app_id, request_id, lock=True)
     if req.status not in ("pending_verification", "verified", "locked"):
         raise Conflict(f"the request is {req.status}: only a request not yet executing can be cancelled")
-    _transition(session, req, "cancelled", actor.name, reason)
+    transition(session, req, "cancelled", actor.name, reason)
     return req
 
 
-def complete_manual(session: Session, actor: Actor, request_id: str, reason: str) -> DsarRequest:
-    """An operator closes a rectification, restriction or objection once it is applied."""
+def complete_manual(session: Session, rt: Runtime, actor: Actor, request_id: str, reason: str) -> DsarRequest:
+    """An operator marks the manual part of a rectification, restriction or objection done."""
     req = get_request(session, actor.app_id, request_id, lock=True)
-    tasks = [t for t in _tasks(session, req.id) if t.store == MANUAL_TASK and t.state == "pending"]
-    if req.status != "in_progress" or not tasks:
+    manual = [t for t in tasks_of(session, req.id) if t.store == MANUAL_TASK and t.state == "pending"]
+    if req.status != "in_progress" or not manual:
         raise Conflict("the request has no manual task waiting")
-    for task in tasks:
-        task.state, task.updated_at = "done", _now()
-    _transition(session, req, "completed", actor.name, reason)
+    for task in manual:
+        task.state, task.updated_at = "done", utcnow()
+    audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.manual_task_done",
+                 resource_type="dsar_request", resource_id=req.id, details={"reason": reason})
+    session.flush()
+    close_if_done(rt, session, req)  # waits for automatic tasks still running, if any
     return req
 
 
 def retry_failed(session: Session, actor: Actor, request_id: str) -> DsarRequest:
     req = get_request(session, actor.app_id, request_id, lock=True)
-    failed = [t for t in _tasks(session, req.id) if t.state == "failed"]
+    failed = [t for t in tasks_of(session, req.id) if t.state == "failed"]
     if not failed:
         raise Conflict("the request has no failed task")
     for task in failed:
+        # A fresh run budget; no older run is alive to be confused by the reused numbers (the task failed only
+        # once its last run ended).
         task.state, task.attempts, task.last_error, task.lease_until = "pending", 0, None, None
         session.add(DsarDispatch(task_id=task.id))
-    _transition(session, req, "in_progress", actor.name, f"retry of {len(failed)} failed task(s)",
-                stores=[t.store for t in failed])
+    transition(session, req, "in_progress", actor.name, f"retry of {len(failed)} failed task(s)",
+               stores=[t.store for t in failed])
     return req
 
 
-def _tasks(session: Session, request_id: str) -> list[DsarTask]:
-    return list(session.scalars(select(DsarTask).where(DsarTask.request_id == request_id).order_by(DsarTask.store)))
+def lift(session: Session, rt: Runtime, actor: Actor, request_id: str, reason: str) -> DsarRequest:
+    """End a restriction or objection: its flag stops, and a restriction's legal hold is released."""
+    req = get_request(session, actor.app_id, request_id, lock=True)
+    if req.type not in FLAG_TYPES or req.status not in ("in_progress", "completed"):
+        raise Conflict("only a restriction or objection in force can be lifted")
+    if req.lifted_at is not None:
+        raise Conflict("already lifted")
+    req.lifted_at, req.lifted_by, req.lift_reason = utcnow(), actor.name, reason
+    if req.hold_id and get_hold(session, req.app_id, req.hold_id).released_at is None:
+        release_hold(session, app_id=req.app_id, hold_id=req.hold_id, actor=actor.name, reason=reason)
+    audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.lifted", resource_type="dsar_request",
+                 resource_id=req.id, details={"reason": reason})
+    return req
 
+
+def flags_for(session: Session, rt: Runtime, app_id: int, subject: dict[str, str]) -> dict[str, Any]:
+    """Restrictions and objections in force for a subject (matched by any of its identities' pseudonyms)."""
+    mine = set(identity_keys(rt.keys, app_id, {k: v for k, v in subject.items() if v}))
+    if not mine:
+        raise Invalid("the subject needs an identity", errors={"subject": ["give user_id, email or phone"]})
+    rows = session.scalars(select(DsarRequest).where(
+        DsarRequest.app_id == app_id, DsarRequest.type.in_(FLAG_TYPES), DsarRequest.lifted_at.is_(None),
+        DsarRequest.status.in_(("in_progress", "completed"))).order_by(DsarRequest.verified_at))
+    flags = [{"type": r.type, "request_id": r.id, "since": r.verified_at} for r in rows
+             if mine.intersection(r.subject_keys)]
+    return {"restricted": any(f["type"] == "restriction" for f in flags),
+            "objected": any(f["type"] == "objection" for f in flags), "flags": flags}
+
+
+# --- reading ---------------------------------------------------------------------------------------------
 
 def view(session: Session, req: DsarRequest) -> dict[str, Any]:
-    now = _now()
+    now = utcnow()
     return {"id": req.id, "type": req.type, "status": req.status, "jurisdiction": req.jurisdiction,
             "received_at": req.received_at, "due_at": req.due_at, "overdue": req.status not in FINAL
             and req.due_at < now, "extended": req.extended_at is not None, "extension_reason": req.extension_reason,
             "verified_at": req.verified_at, "closed_at": req.closed_at, "reason": req.reason,
             "certificate": req.certificate, "export_ready": req.export_path is not None,
-            "consent": req.consent_result,
+            "export_expires_at": req.export_expires_at if req.export_path else None,
+            "consent": req.consent_result, "lifted_at": req.lifted_at, "lift_reason": req.lift_reason,
             "tasks": [{"store": t.store, "state": t.state, "attempts": t.attempts, "counts": t.counts,
-                       "kept": t.kept, "last_error": t.last_error} for t in _tasks(session, req.id)]}
+                       "kept": t.kept, "note": t.note, "last_error": t.last_error}
+                      for t in tasks_of(session, req.id)]}
 
 
 def list_requests(session: Session, app_id: int, *, status: str | None, type_: str | None, overdue: bool | None,
@@ -281,67 +341,27 @@ def list_requests(session: Session, app_id: int, *, status: str | None, type_: s
     if type_:
         stmt = stmt.where(DsarRequest.type == type_)
     if overdue is not None:
-        late = (DsarRequest.due_at < _now()) & DsarRequest.status.not_in(FINAL)
+        late = (DsarRequest.due_at < utcnow()) & DsarRequest.status.not_in(FINAL)
         stmt = stmt.where(late if overdue else ~late)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(DsarRequest.due_at).offset(offset).limit(limit))
+    rows = session.scalars(stmt.order_by(DsarRequest.due_at, DsarRequest.id).offset(offset).limit(limit))
     return list(rows), total
-
-
-# --- dispatch: the outbox to RQ, and the reconciler -------------------------------------------------------
-
-def dispatch(rt: Runtime) -> int:
-    """Enqueue a job for every undispatched outbox row. Safe to run from many processes at once: a row is
-    claimed by the UPDATE that marks it, so each is enqueued by one dispatcher (and a job runs twice at worst)."""
-    from dsar.jobs import enqueue_task
-
-    sent = 0
-    with rt.db.sessions() as session:
-        pending = list(session.scalars(select(DsarDispatch).where(DsarDispatch.dispatched_at.is_(None))
-                                       .order_by(DsarDispatch.id).limit(1000)))
-    for row in pending:
-        with rt.db.session() as session:
-            claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row.id,
-                                                                 DsarDispatch.dispatched_at.is_(None))
-                                      .values(dispatched_at=_now())).rowcount
-        if claimed:
-            enqueue_task(rt, row.task_id)
-            sent += 1
-    return sent
-
-
-def reconcile(rt: Runtime) -> int:
-    """Re-enqueue every unfinished task whose lease is not held: covers jobs lost from Redis (flushed,
-    restarted) and workers killed mid-task. Idempotent tasks make a duplicate harmless."""
-    from dsar.jobs import enqueue_task
-
-    with rt.db.sessions() as session:
-        stmt = (select(DsarTask.id).join(DsarRequest, DsarRequest.id == DsarTask.request_id)
-                .where(DsarRequest.status == "in_progress", DsarTask.state.in_(("pending", "running")),
-                       DsarTask.store != MANUAL_TASK)
-                .where((DsarTask.lease_until.is_(None)) | (DsarTask.lease_until < _now())))
-        ids = list(session.scalars(stmt))
-    for task_id in ids:
-        enqueue_task(rt, task_id)
-    return len(ids)
 
 
 # --- export downloads ------------------------------------------------------------------------------------
 
-TOKEN_TTL = timedelta(minutes=10)
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()  # 256 random bits: a plain hash cannot be reversed
 
 
-def create_download_token(session: Session, actor: Actor, request_id: str) -> tuple[str, datetime]:
-    from dsar.models import DownloadToken
-
+def create_download_token(session: Session, rt: Runtime, actor: Actor, request_id: str) -> tuple[str, datetime]:
     req = get_request(session, actor.app_id, request_id)
     if req.export_path is None:
         raise Conflict("no export is ready for this request" if req.status not in FINAL
                        else "the export is not available (never built, or destroyed after its time)")
     token = secrets.token_urlsafe(32)
-    expires = _now() + TOKEN_TTL
-    session.add(DownloadToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), request_id=req.id,
-                              expires_at=expires))
+    expires = utcnow() + options(rt.settings).token_ttl
+    session.add(DownloadToken(token_hash=_token_hash(token), request_id=req.id, expires_at=expires))
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.download_token_issued",
                  resource_type="dsar_request", resource_id=req.id)
     return token, expires
@@ -353,17 +373,16 @@ def redeem_download_token(session: Session, rt: Runtime, actor: Actor, request_i
     from pathlib import Path
 
     from dsar.exports import unwrap
-    from dsar.models import DownloadToken
 
     req = get_request(session, actor.app_id, request_id)
-    row = session.scalar(select(DownloadToken).where(
-        DownloadToken.token_hash == hashlib.sha256(token.encode()).hexdigest(),
-        DownloadToken.request_id == req.id).with_for_update())
-    if row is None or row.used_at is not None or row.expires_at <= _now():
-        raise Gone("the download token is unknown, used or expired")
     if req.export_path is None:
         raise Gone("the export was destroyed after its time")
-    row.used_at = _now()
+    now = utcnow()
+    burnt = session.execute(update(DownloadToken).where(
+        DownloadToken.token_hash == _token_hash(token), DownloadToken.request_id == req.id,
+        DownloadToken.used_at.is_(None), DownloadToken.expires_at > now).values(used_at=now)).rowcount
+    if not burnt:  # one UPDATE: two concurrent downloads cannot both use the token
+        raise Gone("the download token is unknown, used or expired")
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.export_downloaded",
                  resource_type="dsar_request", resource_id=req.id)
     return Path(req.export_path), unwrap(rt.keys, req.export_key, req.id), f"export:{req.id}:archive"

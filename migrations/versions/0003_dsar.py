@@ -43,6 +43,10 @@ def upgrade() -> None:
     sa.Column('export_key', sa.LargeBinary(), nullable=True),
     sa.Column('export_expires_at', service.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('consent_result', sa.JSON(), nullable=True),
+    sa.Column('hold_id', sa.String(length=36), nullable=True),
+    sa.Column('lifted_at', service.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lifted_by', sa.String(length=100), nullable=True),
+    sa.Column('lift_reason', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['app_id'], ['apps.id'], name=op.f('fk_dsar_requests_app_id_apps')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dsar_requests'))
     )
@@ -84,6 +88,7 @@ def upgrade() -> None:
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.Column('kept', sa.JSON(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
     sa.Column('lease_until', service.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', service.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['request_id'], ['dsar_requests.id'], name=op.f('fk_dsar_tasks_request_id_dsar_requests')),

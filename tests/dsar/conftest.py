@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +57,21 @@ def dsar_app(dsar_config: dict[str, str]) -> Iterator[Flask]:
 def inline_app(base_config: dict[str, str], tmp_path: Path) -> Iterator[Flask]:
     """The embedded default: no REDIS_URL, jobs in-process, on the SQL and files stores."""
     yield from _app({**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, estate="estate.toml")})
+
+
+def kill_with_horse(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL an rq worker and its work horse, as a crash would: RQ puts the horse in its own process group,
+    so killing the worker's group alone leaves the job running."""
+    pids, todo = [], [proc.pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def person(user_id: int) -> Any:

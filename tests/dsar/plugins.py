@@ -1,17 +1,20 @@
-"""Test-only store plugins, registered by `module:Class` path: one always fails, one is slow to erase."""
+"""Test-only store plugins, registered by `module:Class` path: one always fails, one erases slowly in batches,
+one supports rectification (the optional `rectify` method)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from service.stores.contract import Description, Identity, Record, StoreUnavailable
+from service.stores.contract import Description, Identity, NotApplicable, Record, StoreUnavailable
 
 
 class _Base:
     plugin = "tests"
+    categories: tuple[str, ...] = ("misc",)
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name, self.options = name, dict(options)
@@ -21,10 +24,10 @@ class _Base:
         return cls(name, options)
 
     def describe(self) -> Description:
-        return Description(self.name, self.plugin, ("misc",), ("user_id",))
+        return Description(self.name, self.plugin, self.categories, ("user_id",))
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = ()) -> Iterator[int]:
+               exclude_subjects: Collection[Identity] = (), on_batch: Any = None) -> Iterator[int]:
         return iter(())
 
     def health(self) -> None:
@@ -44,12 +47,65 @@ class BrokenStore(_Base):
         raise StoreUnavailable(f"store {self.name}: connection refused")
 
 
-class SlowStore(_Base):
-    """Erasure takes `seconds`: long enough to kill the worker in the middle of it."""
+class _SqliteStore(_Base):
+    """Rows (user_id, category, field, value) in an SQLite file every process opens (`path` option)."""
+
+    def _db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.options["path"], timeout=10)
+        conn.execute("CREATE TABLE IF NOT EXISTS items (user_id TEXT, category TEXT, field TEXT, value TEXT)")
+        return conn
+
+    def seed(self, rows: list[tuple[str, str, str, str]]) -> None:
+        with self._db() as conn:
+            conn.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+
+    def rows(self, user_id: str | None = None) -> list[tuple[str, str, str, str]]:
+        with self._db() as conn:
+            if user_id is None:
+                return list(conn.execute("SELECT * FROM items ORDER BY user_id, field"))
+            return list(conn.execute("SELECT * FROM items WHERE user_id = ? ORDER BY field", (user_id,)))
+
+    def _user(self, identity: Identity) -> str:
+        if not identity.get("user_id"):
+            raise NotApplicable(f"store {self.name}: needs a user_id")
+        return str(identity["user_id"])
 
     def access(self, identity: Identity) -> Iterator[Record]:
-        return iter(())
+        user = self._user(identity)
+        for _, category, field, value in self.rows(user):
+            yield Record(category, f"items/{user}/{field}", {"field": field, "value": value})
+
+
+class SlowStore(_SqliteStore):
+    """Erases one row per batch and sleeps `seconds` between batches: a worker can die half-way through."""
 
     def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
-        time.sleep(float(self.options.get("seconds", 3)))
-        return {"misc": 0}
+        user, removed = self._user(identity), 0
+        while True:
+            with self._db() as conn:
+                gone = conn.execute("DELETE FROM items WHERE rowid = (SELECT min(rowid) FROM items WHERE "
+                                    "user_id = ?)", (user,)).rowcount
+            if not gone:
+                return {"misc": removed}
+            removed += gone
+            time.sleep(float(self.options.get("seconds", 1)))
+
+
+class EditableStore(_SqliteStore):
+    """Supports rectification: `rectify(identity, {category: {field: value}})` updates fields in place."""
+
+    categories = ("contact", "misc")
+
+    def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
+        with self._db() as conn:
+            return {"contact": conn.execute("DELETE FROM items WHERE user_id = ?", (self._user(identity),)).rowcount}
+
+    def rectify(self, identity: Identity, corrections: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+        user, changed = self._user(identity), {}
+        with self._db() as conn:
+            for category, fields in corrections.items():
+                for field, value in fields.items():
+                    n = conn.execute("UPDATE items SET value = ? WHERE user_id = ? AND category = ? AND field = ?",
+                                     (str(value), user, category, field)).rowcount
+                    changed[category] = changed.get(category, 0) + n
+        return changed

@@ -3,8 +3,6 @@ a worker killed mid-erasure, and Redis losing the queued jobs."""
 
 import io
 import json
-import os
-import signal
 import zipfile
 
 import jwt
@@ -12,9 +10,9 @@ from joserfc import jws
 from joserfc.jwk import KeySet
 from redis import Redis
 
-from dsar import service as dsar
+from dsar import outbox
 from tests.conftest import wait_for
-from tests.dsar.conftest import PEOPLE, person, write_config
+from tests.dsar.conftest import PEOPLE, kill_with_horse, person, write_config
 
 
 def submit(client, headers, type_, user_id, **extra):
@@ -154,34 +152,47 @@ def test_failing_store_ends_partially_completed_with_the_error(worker_config, tm
 
 def test_worker_killed_mid_erasure_then_a_new_worker_completes(worker_config, tmp_path, key_for, start_worker):
     from tests.dsar.conftest import _app
+    from tests.dsar.plugins import SlowStore
 
-    extra = '[[stores]]\nname = "archive"\nplugin = "tests.dsar.plugins:SlowStore"\nseconds = 4\n'
+    archive = SlowStore("archive", {"path": str(tmp_path / "archive.sqlite3")})
+    archive.seed([("6", "misc", f"f{i}", "x") for i in range(4)] + [("5", "misc", "f0", "kept")])
+    extra = (f'[[stores]]\nname = "archive"\nplugin = "tests.dsar.plugins:SlowStore"\n'
+             f'path = "{tmp_path / "archive.sqlite3"}"\nseconds = 0.5\n')
     config = {**worker_config, "PRIVACY_CONFIG": write_config(tmp_path, extra)}
     for app in _app(config):
         client, headers = app.test_client(), key_for(app)
         req = submit(client, headers, "erasure", 6)
         worker = start_worker("dsar", config=config)
-
-        def slow_task_running():
-            tasks = client.get(f"/v1/requests/{req['id']}", headers=headers).json["tasks"]
-            return next(t for t in tasks if t["store"] == "archive")["state"] == "running"
-
-        wait_for(slow_task_running)
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-        start_worker("dsar", config=config)
+        wait_for(lambda: len(archive.rows("6")) < 4)  # the erasure of the archive is under way
+        kill_with_horse(worker)  # the worker and its work horse die, as in a crash
+        left = len(archive.rows("6"))
+        assert 0 < left < 4, "the worker must die in the middle of the erasure"
+        task = next(t for t in client.get(f"/v1/requests/{req['id']}", headers=headers).json["tasks"]
+                    if t["store"] == "archive")
+        assert task["state"] == "running" and task["attempts"] == 1
         rt = app.extensions["runtime"]
-        # The scheduler's reconciler notices the dead worker's task once its lease (2 s here) runs out.
+        assert outbox.reconcile(rt) == 0  # the lease (2 s here) has not lapsed yet: the task is not taken over
+        start_worker("dsar", config=config)
 
         def reconcile_then_check():
-            dsar.reconcile(rt)
+            outbox.reconcile(rt)  # what the scheduler's maintenance pass does every minute
             return finished(client, headers, req["id"])()
 
-        done = wait_for(reconcile_then_check, timeout=40, interval=1)
+        done = wait_for(reconcile_then_check, timeout=30, interval=0.5)
         assert done["status"] == "completed", done
-        archive = next(t for t in done["tasks"] if t["store"] == "archive")
-        assert archive["attempts"] == 2 and archive["state"] == "done"
+        task = next(t for t in done["tasks"] if t["store"] == "archive")
+        assert task["attempts"] == 2 and task["state"] == "done" and task["counts"] == {"misc": left}
+        assert archive.rows("6") == [] and archive.rows("5") == [("5", "misc", "f0", "kept")]
         assert next(t for t in done["tasks"] if t["store"] == "cloud-photos")["counts"]["contact"] == 1
+
+
+def test_reconcile_leaves_queued_jobs_alone(dsar_app, key_for, redis_url):
+    client, headers = dsar_app.test_client(), key_for(dsar_app)
+    submit(client, headers, "access", 1)
+    conn = Redis.from_url(redis_url)
+    assert conn.llen("rq:queue:dsar") == 3
+    assert outbox.reconcile(dsar_app.extensions["runtime"]) == 0  # their jobs wait in Redis: no duplicates
+    assert conn.llen("rq:queue:dsar") == 3
 
 
 def test_redis_flushed_with_tasks_queued_then_reconciled(dsar_app, key_for, dsar_worker, redis_url):

@@ -1,0 +1,146 @@
+"""Closing a request once its tasks are final: its state, the export archive or the erasure certificate (with the
+consent records' fate), and the notice to the subject."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dsar import exports, notify
+from dsar.config import options
+from dsar.fields import contact_of, subject_of
+from dsar.models import DsarRequest, DsarTask
+from dsar.states import tasks_of, transition
+from service import audit
+from service.db import utcnow
+from service.runtime import Runtime
+from service.stores.registry import registry_for
+
+TASK_FINAL = frozenset({"done", "not_applicable", "failed"})
+
+
+def close_if_done(rt: Runtime, session: Session, req: DsarRequest) -> bool:
+    """If every task is final, close the request: `completed`, `partially_completed` naming the failed stores, or
+    `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed."""
+    tasks = tasks_of(session, req.id)
+    if not tasks or any(t.state not in TASK_FINAL for t in tasks):
+        return False
+    failed = [t.store for t in tasks if t.state == "failed"]
+    if not failed:
+        status = "completed"
+    elif any(t.state == "done" for t in tasks):
+        status = "partially_completed"
+    else:
+        status = "failed"
+    if status != "failed":
+        identity = subject_of(rt, req)
+        if req.type in ("access", "portability"):
+            # Parts stay while a retry of a failed store may rebuild the archive; purging removes them.
+            _build_export(rt, session, req, tasks, identity, keep_parts=status != "completed")
+        elif req.type == "erasure":
+            _certify_erasure(rt, session, req, tasks, identity)
+    req.reason = f"failed stores: {', '.join(failed)}" if failed else None
+    transition(session, req, status, "system", req.reason, failed=failed)
+    contact = contact_of(rt, req)
+    if contact:
+        notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",
+                    recipient=contact, body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.")
+    return True
+
+
+def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[str, str]) -> list[dict[str, Any]]:
+    """The subject's consent ledger entries with their evidence decrypted and their signed receipts."""
+    from consent.models import ConsentEvent, Policy
+
+    if not identity.get("user_id"):
+        return []
+    subject = rt.keys.pseudonyms.subject(app_id, identity["user_id"])
+    rows = session.execute(select(ConsentEvent, Policy.key).join(Policy, Policy.id == ConsentEvent.policy_id)
+                           .where(ConsentEvent.app_id == app_id, ConsentEvent.subject == subject)
+                           .order_by(ConsentEvent.seq))
+    history = []
+    for e, policy in rows:
+        evidence = None
+        if e.evidence is not None:
+            evidence = json.loads(rt.keys.fields.decrypt(e.evidence, f"consent_event:{e.id}:evidence"))
+        history.append({"id": e.id, "policy": policy, "kind": e.kind, "purposes": e.purposes, "gpc": e.gpc,
+                        "channel": e.channel, "locale": e.locale, "evidence": evidence,
+                        "created_at": e.created_at.isoformat(), "receipt": e.receipt})
+    return history
+
+
+def _build_export(rt: Runtime, session: Session, req: DsarRequest, tasks: list[DsarTask], identity: dict[str, str],
+                  *, keep_parts: bool) -> None:
+    from dsar.jobs import export_dir
+
+    folder = export_dir(rt, req.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = exports.unwrap(rt.keys, req.export_key, req.id)
+    done = {t.store: t.counts for t in tasks if t.state == "done"}
+    history = consent_history(rt, session, req.app_id, identity)
+    summary = {"request": req.id, "type": req.type, "prepared_at": utcnow().isoformat(), "stores": done,
+               "not_applicable": [t.store for t in tasks if t.state == "not_applicable"],
+               "failed": [t.store for t in tasks if t.state == "failed"], "consent_events": len(history)}
+    archive = folder / "export.zip.enc"
+    exports.build_archive(archive, key, req.id, done, folder / "parts", history, summary)
+    if not keep_parts:
+        shutil.rmtree(folder / "parts", ignore_errors=True)
+    req.export_path = str(archive)
+    req.export_expires_at = utcnow() + timedelta(hours=options(rt.settings).export_ttl_hours)
+    audit.record(session, app_id=req.app_id, actor="system", action="dsar.export_ready",
+                 resource_type="dsar_request", resource_id=req.id,
+                 details={"stores": {s: sum(c.values()) for s, c in done.items()}})
+
+
+def _erase_consent(rt: Runtime, session: Session, req: DsarRequest, identity: dict[str, str]) -> dict[str, Any]:
+    """Remove the subject's consent records except those kept as proof (`[dsar] keep_consent_proof`)."""
+    from consent import service as consent
+
+    previous = req.consent_result or {}
+    if not identity.get("user_id"):
+        return {"consent_events_removed": 0, "kept_policies": [], "note": "no user_id: no consent records"}
+    opts = options(rt.settings)
+    subject = rt.keys.pseudonyms.subject(req.app_id, identity["user_id"])
+    policies = consent.subject_policy_keys(session, req.app_id, subject)
+    kept = [p for p in policies if opts.keeps_consent_of(p)]
+    removed = 0
+    if len(kept) < len(policies):
+        removed = consent.erase_subject_chain(session, req.app_id, subject, f"dsar:{req.id}", keep_policies=kept)
+    return {"consent_events_removed": removed + previous.get("consent_events_removed", 0),
+            "kept_policies": sorted(set(kept) | set(previous.get("kept_policies", []))),
+            "note": "kept as proof of consent ([dsar] keep_consent_proof)" if kept else None}
+
+
+def _store_result(rt: Runtime, task: DsarTask) -> dict[str, Any]:
+    """Per store: erased and anonymised counts per category (as the store reports its erase actions), kept."""
+    erased, anonymised = dict(task.counts), {}
+    store = registry_for(rt).get(task.store) if task.store in registry_for(rt) else None
+    actions = getattr(store, "expire_actions", None)
+    if actions is not None:
+        for category in list(erased):
+            if "anonymize" in actions(category):
+                anonymised[category] = erased.pop(category)
+    return {"state": task.state, "erased": erased, "anonymised": anonymised, "kept": task.kept,
+            "note": task.note, "error": task.last_error}
+
+
+def _certify_erasure(rt: Runtime, session: Session, req: DsarRequest, tasks: list[DsarTask],
+                     identity: dict[str, str]) -> None:
+    req.consent_result = _erase_consent(rt, session, req, identity)
+    now = utcnow()
+    claims = {
+        "iss": rt.settings.issuer, "iat": int(now.timestamp()), "jti": str(uuid.uuid4()),
+        "type": "erasure-certificate", "request": req.id, "jurisdiction": req.jurisdiction,
+        "received_at": req.received_at.isoformat(), "completed_at": now.isoformat(),
+        "stores": {t.store: _store_result(rt, t) for t in tasks},
+        "consent": req.consent_result,
+    }
+    req.certificate = rt.keys.signer.sign(claims)
+    audit.record(session, app_id=req.app_id, actor="system", action="dsar.erasure_certified",
+                 resource_type="dsar_request", resource_id=req.id, details={"jti": claims["jti"]})

@@ -1,0 +1,101 @@
+"""The dispatch outbox and the reconciler: how task rows in the database become RQ jobs, and become them again
+when Redis lost them or their worker died. The database is the truth; Redis only carries work to workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sqlalchemy import func, select, update
+
+from dsar.models import DsarDispatch, DsarRequest, DsarTask
+from service.db import utcnow
+from service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+MANUAL_TASK = "_manual"
+# RQ job states in which the job will still run (or is waiting for its retry): nothing to re-enqueue then.
+_WAITING = frozenset({"queued", "scheduled", "deferred"})
+
+
+def job_id(task_id: str, dispatch_id: int) -> str:
+    return f"dsar-{task_id}-{dispatch_id}"
+
+
+def dispatch(rt: Runtime) -> int:
+    """Enqueue a job for every undispatched outbox row; returns how many.
+
+    Safe from many processes at once: a row is claimed by the UPDATE that marks it, so each row becomes one job.
+    Called right after the commit that wrote the rows, by `flask dsar dispatch` and by the maintenance pass.
+    """
+    from dsar.jobs import enqueue_task
+
+    sent = 0
+    with rt.db.sessions() as session:
+        pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id)
+                                       .where(DsarDispatch.dispatched_at.is_(None))
+                                       .order_by(DsarDispatch.id).limit(1000)))
+    for row_id, task_id in pending:
+        with rt.db.session() as session:
+            claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id,
+                                                                 DsarDispatch.dispatched_at.is_(None))
+                                      .values(dispatched_at=utcnow())).rowcount
+        if claimed:
+            enqueue_task(rt, task_id, job_id(task_id, row_id))
+            sent += 1
+    return sent
+
+
+def _waiting_jobs(rt: Runtime, ids: Iterable[str]) -> set[str]:
+    """The job ids Redis still holds queued or scheduled (none in-process: those jobs ran at once)."""
+    ids = list(ids)
+    if rt.queue.redis is None or not ids:
+        return set()
+    from rq.job import Job
+
+    jobs = Job.fetch_many(ids, connection=rt.queue.redis)
+    return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in _WAITING}
+
+
+def reconcile(rt: Runtime) -> int:
+    """Re-dispatch every unfinished task no job will run, and close requests whose tasks are all final.
+
+    A task needs a new job when it is `running` with a lapsed lease (its worker died: a live job renews the
+    lease), or `pending` while its latest job is no longer waiting in Redis (flushed, restarted, or lost between
+    a failure and its retry). Returns the number of tasks re-dispatched.
+    """
+    from dsar.jobs import close_request
+
+    now = utcnow()
+    latest = (select(DsarDispatch.task_id, func.max(DsarDispatch.id).label("last"))
+              .group_by(DsarDispatch.task_id).subquery())
+    with rt.db.sessions() as session:
+        rows = list(session.execute(
+            select(DsarTask.id, DsarTask.state, DsarTask.lease_until, DsarDispatch.id, DsarDispatch.dispatched_at)
+            .join(DsarRequest, DsarRequest.id == DsarTask.request_id)
+            .outerjoin(latest, latest.c.task_id == DsarTask.id)
+            .outerjoin(DsarDispatch, DsarDispatch.id == latest.c.last)
+            .where(DsarRequest.status == "in_progress", DsarTask.state.in_(("pending", "running")),
+                   DsarTask.store != MANUAL_TASK)))
+        stuck = list(session.scalars(
+            select(DsarRequest.id).where(DsarRequest.status == "in_progress",
+                                         ~select(DsarTask.id).where(DsarTask.request_id == DsarRequest.id,
+                                                                    DsarTask.state.in_(("pending", "running")))
+                                         .exists())))
+    candidates = []
+    for task_id, state, lease_until, dispatch_id, dispatched_at in rows:
+        if lease_until is not None and lease_until > now:
+            continue  # a live worker holds it
+        if state == "pending" and dispatch_id is not None and dispatched_at is None:
+            continue  # its outbox row is not sent yet: dispatch() takes care of it
+        candidates.append((task_id, state, None if dispatch_id is None else job_id(task_id, dispatch_id)))
+    waiting = _waiting_jobs(rt, [j for _, state, j in candidates if j and state == "pending"])
+    redo = [task_id for task_id, state, j in candidates if state == "running" or j not in waiting]
+    if redo:
+        with rt.db.session() as session:
+            session.add_all(DsarDispatch(task_id=task_id) for task_id in redo)
+        log.info("reconciler: re-dispatching %d task(s)", len(redo))
+    dispatch(rt)
+    for request_id in stuck:
+        close_request(rt, request_id)
+    return len(redo)
