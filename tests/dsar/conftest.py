@@ -40,7 +40,8 @@ def dsar_config(worker_config: dict[str, str], tmp_path: Path) -> dict[str, str]
 def _app(config: dict[str, str]) -> Iterator[Flask]:
     app = create_app(config)
     app.config["TESTING"] = True
-    demo.seed(app.extensions["stores"], PEOPLE, seed_value=SEED, now=NOW)
+    if demo.SQL_STORE in app.extensions["stores"]:
+        demo.seed(app.extensions["stores"], PEOPLE, seed_value=SEED, now=NOW)
     yield app
     _truncate(app)
     app.extensions["stores"].close()
@@ -57,6 +58,21 @@ def dsar_app(dsar_config: dict[str, str]) -> Iterator[Flask]:
 def inline_app(base_config: dict[str, str], tmp_path: Path) -> Iterator[Flask]:
     """The embedded default: no REDIS_URL, jobs in-process, on the SQL and files stores."""
     yield from _app({**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, estate="estate.toml")})
+
+
+@pytest.fixture
+def inline_app_with(base_config: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """inline_app_with(extra_toml): the embedded default with more configuration (stores, [dsar] options)."""
+    made: list[Iterator[Flask]] = []
+
+    def make(extra: str, estate: str = "estate.toml") -> Flask:
+        apps = _app({**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, extra, estate)})
+        made.append(apps)
+        return next(apps)
+
+    yield make
+    for apps in made:
+        next(apps, None)
 
 
 def kill_with_horse(proc: subprocess.Popen[bytes]) -> None:

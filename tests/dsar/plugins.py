@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from service.stores.contract import Description, Identity, NotApplicable, Record, StoreUnavailable
@@ -38,13 +39,21 @@ class _Base:
 
 
 class BrokenStore(_Base):
-    """Every read and erase fails, as a store whose database is down."""
+    """Every read and erase fails, as a store whose database is down; with `down_while = <path>`, only while
+    that file exists (then it holds one record of the subject)."""
+
+    def _check(self) -> None:
+        flag = self.options.get("down_while")
+        if flag is None or Path(flag).exists():
+            raise StoreUnavailable(f"store {self.name}: connection refused")
 
     def access(self, identity: Identity) -> Iterator[Record]:
-        raise StoreUnavailable(f"store {self.name}: connection refused")
+        self._check()
+        yield Record("misc", f"crm/{identity.get('user_id')}", {"note": "back online"})
 
     def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
-        raise StoreUnavailable(f"store {self.name}: connection refused")
+        self._check()
+        return {"misc": 1}
 
 
 class _SqliteStore(_Base):
