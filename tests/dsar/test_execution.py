@@ -41,17 +41,35 @@ def exported(archive):
             if name.startswith("stores/") and name.endswith(".json")}
 
 
+def _consent_for(client, headers, *subjects):
+    client.post("/v1/policies", json={"key": "privacy", "title": "t", "purposes": [
+        {"key": "core", "description": "d", "required": True}]}, headers=headers)
+    client.post("/v1/policies/privacy/versions", json={"version": "1", "text": "t", "material": True},
+                headers=headers)
+    return {s: client.post("/v1/consents", json={"subject_id": s, "policy": "privacy", "version": "1",
+                                                 "purposes": {"core": True}, "channel": "web", "locale": "en"},
+                           headers=headers).json["id"] for s in subjects}
+
+
 def test_access_export_holds_exactly_the_subjects_data(dsar_app, key_for, dsar_worker):
     client, headers = dsar_app.test_client(), key_for(dsar_app)
+    consents = _consent_for(client, headers, "2", "3")
     req = submit(client, headers, "access", 2)
     assert req["status"] == "in_progress" and {t["store"] for t in req["tasks"]} == {"cloud-photos", "uploads",
                                                                                     "sessions"}
     dsar_worker()
     done = wait_for(finished(client, headers, req["id"]))
     assert done["status"] == "completed", done
-    data = exported(download(client, headers, req["id"]))
+    archive = download(client, headers, req["id"])
+    data = exported(archive)
     me = person(2)
     assert [u["id"] for u in data["stores/cloud-photos/contact.json"]] == [2]
+    assert all(r["user_id"] == 2 for name, rows in data.items() for r in rows if "user_id" in r)
+    files = [n for n in archive.namelist() if "/files/" in n]
+    assert {n.rsplit("/", 1)[1] for n in files if "/photos/" in n} == {p["filename"] for p in me.photos}
+    assert all("/2/" in n or n.endswith("/2.png") for n in files)
+    assert [e["id"] for e in json.loads(archive.read("consent/history.json"))] == [consents["2"]]
+    assert "The data we hold about you" in archive.read("index.html").decode()
     assert data["stores/cloud-photos/contact.json"][0]["email"] == me.user["email"]
     assert sorted(r["id"] for r in data["stores/cloud-photos/device_log.json"]) == sorted(x["id"] for x in me.logs)
     photos = [r for r in data["stores/cloud-photos/photos.json"] if r["source"].startswith("photos")]
