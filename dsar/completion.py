@@ -49,7 +49,7 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest) -> bool:
     transition(session, req, status, "system", req.reason, failed=failed)
     contact = contact_of(rt, req)
     if contact:
-        notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",
+        notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",
                     recipient=contact, body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.")
     return True
 

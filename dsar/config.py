@@ -22,6 +22,7 @@ class Options:
     # Consent records kept as proof on erasure: false (none), true (all), or a list of policy keys.
     keep_consent_proof: bool | tuple[str, ...] = False
     export_dir: Path | None = None    # default: <instance>/exports
+    notifier: str = "dsar.notify:to_outbox"  # module:function sending verification codes and notices
 
     @property
     def code_ttl(self) -> timedelta:
@@ -68,6 +69,15 @@ def options(settings: Settings) -> Options:
     export_dir = section.get("export_dir")
     if export_dir is not None and (not isinstance(export_dir, str) or not export_dir):
         raise ConfigError(f"PRIVACY_CONFIG [dsar].export_dir: expected a path, got {export_dir!r}")
+    notifier = section.get("notifier", d.notifier)
+    if not isinstance(notifier, str) or ":" not in notifier:
+        raise ConfigError(f"PRIVACY_CONFIG [dsar].notifier: expected module:function, got {notifier!r}")
+    try:
+        from dsar.notify import resolve
+
+        resolve(notifier)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"PRIVACY_CONFIG [dsar].notifier: cannot load {notifier!r}: {exc}") from None
     return Options(
         task_attempts=_number(section, "task_attempts", d.task_attempts, 1, True),
         retry_intervals=tuple(intervals),
@@ -77,5 +87,6 @@ def options(settings: Settings) -> Options:
         code_ttl_minutes=_number(section, "code_ttl_minutes", d.code_ttl_minutes, 1, False),
         keep_consent_proof=keep,
         export_dir=Path(export_dir) if export_dir else settings.instance_path / "exports",
+        notifier=notifier,
     )
 

@@ -66,7 +66,7 @@ def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
     ttl = options(rt.settings).code_ttl
     code = f"{secrets.randbelow(10**6):06d}"
     req.code_hash, req.code_expires_at, req.code_attempts = _hash_code(rt, req, code), utcnow() + ttl, 0
-    notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind="verification_code",
+    notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="verification_code",
                 recipient=contact_of(rt, req) or "",
                 body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.")
 
@@ -236,7 +236,7 @@ def extend(session: Session, rt: Runtime, actor: Actor, request_id: str, reason:
                                               "reason": reason})
     contact = contact_of(rt, req)
     if contact:
-        notify.send(session, rt.keys, app_id=req.app_id, request_id=req.id, kind="deadline_extended",
+        notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="deadline_extended",
                     recipient=contact, body=f"We need more time for your {req.type} request {req.id}: we will "
                     f"answer by {req.due_at.date().isoformat()}. Reason: {reason}")
     return req

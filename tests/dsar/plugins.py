@@ -118,3 +118,11 @@ class EditableStore(_SqliteStore):
                                      (str(value), user, category, field)).rowcount
                     changed[category] = changed.get(category, 0) + n
         return changed
+
+
+SENT: list[Any] = []
+
+
+def collect(session: Any, keys: Any, message: Any) -> None:
+    """A notifier (`[dsar] notifier = "tests.dsar.plugins:collect"`) that keeps what it is given."""
+    SENT.append(message)

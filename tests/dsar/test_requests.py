@@ -1,5 +1,6 @@
 """Intake, identity verification, deadlines, operator actions, holds and scopes of rights requests."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,6 +140,9 @@ def test_due_date_extension_and_overdue_listing(inline_app, key_for):
     assert [x["id"] for x in late] == [lgpd] and late[0]["overdue"] is True
     assert {x["id"] for x in client.get("/v1/requests?status=pending_verification", headers=manage).json} == {rid,
                                                                                                            lgpd}
+    page = client.get("/v1/requests?page_size=1&page=2", headers=manage)
+    assert len(page.json) == 1 and json.loads(page.headers["X-Pagination"])["total"] == 2
+    assert all(x["due_at"] for x in client.get("/v1/requests", headers=manage).json)
 
 
 def test_reject_cancel_and_audit(inline_app, key_for):
@@ -203,6 +207,8 @@ def test_another_apps_request_is_404(inline_app, key_for, make_key):
     assert client.get(f"/v1/requests/{rid}", headers=theirs).status_code == 404
     assert client.post(f"/v1/requests/{rid}/verify", json={"code": "123456"}, headers=theirs).status_code == 404
     assert client.post(f"/v1/requests/{rid}/reject", json={"reason": "not yours"}, headers=theirs).status_code == 404
+    assert client.post(f"/v1/requests/{rid}/lift", json={"reason": "not yours"}, headers=theirs).status_code == 404
+    assert client.post(f"/v1/requests/{rid}/export-token", headers=theirs).status_code == 404
     assert client.get("/v1/requests", headers=theirs).json == []
 
 
@@ -214,6 +220,8 @@ def test_another_apps_request_is_404(inline_app, key_for, make_key):
     ("GET", "/v1/holds", "dsar:manage"), ("POST", "/v1/holds/x/release", "dsar:manage"),
     ("GET", "/v1/requests/x", "dsar:submit"), ("POST", "/v1/requests/x/verify", "dsar:submit"),
     ("POST", "/v1/requests/x/export-token", "dsar:submit"), ("GET", "/v1/requests/x/export", "dsar:submit"),
+    ("POST", "/v1/requests/x/lift", "dsar:manage"), ("POST", "/v1/subjects/flags", "dsar:submit"),
+    ("POST", "/v1/requests/x/resend-code", "dsar:submit"),
 ])
 def test_scopes(inline_app, key_for, method, path, scope):
     client = inline_app.test_client()

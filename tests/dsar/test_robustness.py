@@ -159,6 +159,7 @@ def test_extension_must_come_within_the_first_period_and_is_notified(inline_app,
     ('download_token_minutes = "ten"\n', "[dsar].download_token_minutes"),
     ("lease = 5\n", "unknown option(s) ['lease']"),
     ('[dsar.deadlines.X]\nperiod = {amount = 1, unit = "weeks"}\n', "[dsar.deadlines.X]"),
+    ('notifier = "tests.dsar.plugins:nobody"\n', "[dsar].notifier"),
 ])
 def test_bad_dsar_config_stops_start_up(base_config, tmp_path, toml, named):
     config = {**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, toml, "estate.toml")}
@@ -187,3 +188,20 @@ def test_migration_0003_matches_the_models(database_url):
 def test_dsar_cli_maintain_runs_the_pass(inline_app):
     result = inline_app.test_cli_runner().invoke(args=["dsar", "maintain"])
     assert result.exit_code == 0 and "dispatched=0 reconciled=0 exports_destroyed=0" in result.output
+
+
+def test_a_configured_notifier_sends_the_codes(inline_app_with, key_for):
+    from tests.dsar import plugins
+
+    plugins.SENT.clear()
+    app = inline_app_with('notifier = "tests.dsar.plugins:collect"\n')
+    client, h = app.test_client(), key_for(app, "dsar:submit")
+    rid = client.post("/v1/requests", json={"type": "access", "subject": {"user_id": "1"}, "jurisdiction": "GDPR",
+                                            "contact_email": "ana@example.com"}, headers=h).json["id"]
+    [message] = plugins.SENT
+    assert (message.kind, message.recipient, message.request_id) == ("verification_code", "ana@example.com", rid)
+    code = message.body.split("code is ")[1][:6]
+    assert client.post(f"/v1/requests/{rid}/verify", json={"code": code}, headers=h).json["status"] == "completed"
+    assert [m.kind for m in plugins.SENT] == ["verification_code", "request_completed"]
+    with app.extensions["db"].sessions() as session:
+        assert session.scalars(select(Notification)).all() == []  # the outbox is the default only
