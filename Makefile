@@ -39,6 +39,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/consent.py
 	$(BIN)/python bench/stores.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/dsar.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
