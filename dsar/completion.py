@@ -25,7 +25,8 @@ from service.stores.registry import registry_for
 TASK_FINAL = frozenset({"done", "not_applicable", "failed"})
 
 
-def close_if_done(rt: Runtime, session: Session, req: DsarRequest) -> bool:
+def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
+                  reason: str | None = None) -> bool:
     """If every task is final, close the request: `completed`, `partially_completed` naming the failed stores, or
     `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed."""
     tasks = tasks_of(session, req.id)
@@ -46,7 +47,7 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest) -> bool:
         elif req.type == "erasure":
             _certify_erasure(rt, session, req, tasks, identity)
     req.reason = f"failed stores: {', '.join(failed)}" if failed else None
-    transition(session, req, status, "system", req.reason, failed=failed)
+    transition(session, req, status, actor, req.reason or reason or "every task finished", failed=failed)
     contact = contact_of(rt, req)
     if contact:
         notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",

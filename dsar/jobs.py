@@ -195,11 +195,6 @@ def close_request(rt: Runtime, request_id: str) -> None:
             completion.close_if_done(rt, session, req)
 
 
-def finish(request_id: str) -> None:
-    """Job form of close_request."""
-    close_request(runtime(), request_id)
-
-
 def purge_exports() -> int:
     """Destroy exports past their time; returns how many. Run by the maintenance pass or `flask dsar
     purge-exports`."""

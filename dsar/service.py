@@ -269,7 +269,7 @@ def complete_manual(session: Session, rt: Runtime, actor: Actor, request_id: str
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.manual_task_done",
                  resource_type="dsar_request", resource_id=req.id, details={"reason": reason})
     session.flush()
-    close_if_done(rt, session, req)  # waits for automatic tasks still running, if any
+    close_if_done(rt, session, req, actor=actor.name, reason=reason)  # or later, when automatic tasks end
     return req
 
 

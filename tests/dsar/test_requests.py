@@ -259,3 +259,21 @@ def test_maintenance_pass_destroys_exports_past_their_time(inline_app, key_for):
         assert maintain() == {"dispatched": 0, "reconciled": 0, "exports_destroyed": 1}
     assert client.get(f"/v1/requests/{old}", headers=h).json["export_ready"] is False
     assert client.get(f"/v1/requests/{fresh}", headers=h).json["export_ready"] is True
+
+
+def test_every_transition_is_audited_with_actor_and_reason(inline_app, key_for):
+    from dsar.models import STATES
+
+    client, headers = inline_app.test_client(), key_for(inline_app, "dsar:submit")
+    rid = new(client, headers).json["id"]
+    client.post(f"/v1/requests/{rid}/verify", json={"code": code_of(inline_app, rid)}, headers=headers)
+    with inline_app.extensions["db"].sessions() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.resource_id == rid)
+                                 .order_by(AuditEvent.id)).all()
+    moves = [e for e in events if e.action.removeprefix("dsar.") in STATES]
+    assert [(e.action, e.details["from"]) for e in moves] == [
+        ("dsar.verified", "pending_verification"), ("dsar.in_progress", "verified"),
+        ("dsar.completed", "in_progress")]
+    assert all(e.actor and e.details["reason"] for e in moves)
+    assert moves[0].actor.startswith("key:") and moves[-1].actor == "system"
+    assert "ana@example.com" not in " ".join(str(e.details) for e in events)
