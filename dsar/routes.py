@@ -164,7 +164,7 @@ def lift(data: dict[str, Any], request_id: str) -> Any:
     return _view(request_id)
 
 
-@blp.post("/subjects/flags")
+@blp.post("/flags/lookup")
 @require_scope("dsar:submit")
 @blp.arguments(schemas.FlagsIn)
 @blp.response(200, schemas.FlagsOut)

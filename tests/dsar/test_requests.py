@@ -220,7 +220,7 @@ def test_another_apps_request_is_404(inline_app, key_for, make_key):
     ("GET", "/v1/holds", "dsar:manage"), ("POST", "/v1/holds/x/release", "dsar:manage"),
     ("GET", "/v1/requests/x", "dsar:submit"), ("POST", "/v1/requests/x/verify", "dsar:submit"),
     ("POST", "/v1/requests/x/export-token", "dsar:submit"), ("GET", "/v1/requests/x/export", "dsar:submit"),
-    ("POST", "/v1/requests/x/lift", "dsar:manage"), ("POST", "/v1/subjects/flags", "dsar:submit"),
+    ("POST", "/v1/requests/x/lift", "dsar:manage"), ("POST", "/v1/flags/lookup", "dsar:submit"),
     ("POST", "/v1/requests/x/resend-code", "dsar:submit"),
 ])
 def test_scopes(inline_app, key_for, method, path, scope):

@@ -52,7 +52,7 @@ def test_objection_is_a_flag_until_lifted(inline_app, key_for):
     assert r.json["status"] == "in_progress" and "objection" in r.json["tasks"][0]["note"]
 
     def flags(subject):
-        return client.post("/v1/subjects/flags", json={"subject": subject}, headers=h).json
+        return client.post("/v1/flags/lookup", json={"subject": subject}, headers=h).json
 
     # matched by any one of the identities given at submission
     assert flags({"email": "ana@example.com"})["objected"] is True
@@ -64,13 +64,13 @@ def test_objection_is_a_flag_until_lifted(inline_app, key_for):
     assert lifted.status_code == 200 and lifted.json["lift_reason"] == "compelling grounds"
     assert flags({"user_id": "1"})["objected"] is False
     assert client.post(f"/v1/requests/{r.json['id']}/lift", json={"reason": "again"}, headers=h).status_code == 409
-    assert client.post("/v1/subjects/flags", json={"subject": {}}, headers=h).status_code == 422
+    assert client.post("/v1/flags/lookup", json={"subject": {}}, headers=h).status_code == 422
 
 
 def test_restriction_holds_the_data_until_lifted(inline_app, key_for):
     client, h = inline_app.test_client(), key_for(inline_app, MANAGE)
     r = request(client, h, "restriction", subject={"user_id": "3"})
-    flags = client.post("/v1/subjects/flags", json={"subject": {"user_id": "3"}}, headers=h).json
+    flags = client.post("/v1/flags/lookup", json={"subject": {"user_id": "3"}}, headers=h).json
     assert flags["restricted"] is True and flags["objected"] is False
     hold = client.get("/v1/holds", headers=h).json[0]
     assert hold["subject"] is True and r.json["id"] in hold["reason"] and hold["released_at"] is None
@@ -80,7 +80,7 @@ def test_restriction_holds_the_data_until_lifted(inline_app, key_for):
     assert all(t["counts"] == {} and "*" in t["kept"] for t in erasure["tasks"] if t["state"] == "done")
     client.post(f"/v1/requests/{r.json['id']}/lift", json={"reason": "accuracy confirmed"}, headers=h)
     assert client.get("/v1/holds", headers=h).json[0]["released_at"] is not None
-    assert client.post("/v1/subjects/flags", json={"subject": {"user_id": "3"}}, headers=h).json["restricted"] is False
+    assert client.post("/v1/flags/lookup", json={"subject": {"user_id": "3"}}, headers=h).json["restricted"] is False
 
 
 def _consent(client, h, subject, policy, **purposes):
