@@ -283,6 +283,7 @@ def retry_failed(session: Session, actor: Actor, request_id: str) -> DsarRequest
         # once its last run ended).
         task.state, task.attempts, task.last_error, task.lease_until = "pending", 0, None, None
         session.add(DsarDispatch(task_id=task.id))
+    req.closed_at = None
     transition(session, req, "in_progress", actor.name, f"retry of {len(failed)} failed task(s)",
                stores=[t.store for t in failed])
     return req

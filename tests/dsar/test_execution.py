@@ -164,7 +164,7 @@ def test_failing_store_ends_partially_completed_with_the_error(worker_config, tm
         assert all(t["state"] == "done" for t in done["tasks"] if t["store"] != "legacy-crm")
         # an operator retries the failed task: it fails again, and says so again
         r = client.post(f"/v1/requests/{req['id']}/retry", headers=headers)
-        assert r.status_code == 200 and r.json["status"] == "in_progress"
+        assert r.status_code == 200 and r.json["status"] == "in_progress" and r.json["closed_at"] is None
         assert wait_for(finished(client, headers, req["id"]))["status"] == "partially_completed"
 
 
