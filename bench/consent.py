@@ -5,9 +5,11 @@ each figure printed as a ratio to a bare Flask endpoint measured in the same run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -289,9 +291,15 @@ def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
 
 # --- servers and load ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pgid: int
+
+
 @contextmanager
 def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, str], log: Path,
-             ready_path: str) -> Iterator[str]:
+             ready_path: str) -> Iterator[Server]:
     """Serve `target` in its own process group; the whole group is ended on the way out, even on error."""
     cmd = [str(Path(sys.executable).parent / "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
            "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"]
@@ -308,7 +316,7 @@ def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, st
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn {target} did not start; see {log}") from None
                 time.sleep(0.2)
-        yield base
+        yield Server(base, proc.pid)
     finally:
         _end_group(proc)
 
@@ -326,6 +334,63 @@ def _end_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_ticks(pid: int) -> tuple[int, int]:
+    """(process group, user+system ticks) of a process, or (-1, 0) when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1, 0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) ticks over all CPUs."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class OtherCpu:
+    """The share of the machine's CPU that processes outside this benchmark used while a figure ran:
+    busy time minus the server's process group, wrk and the PostgreSQL backends serving the bench database."""
+
+    def __init__(self, pgid: int, conninfo: str | None) -> None:
+        self.pgid, self.conninfo = pgid, conninfo
+
+    def _ours(self) -> dict[int, int]:
+        pids = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+        backends: set[int] = set()
+        if self.conninfo:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                backends = {r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()")}
+        ours = {}
+        for pid in pids:
+            pgid, ticks = _proc_ticks(pid)
+            if pgid == self.pgid or pid in backends:
+                ours[pid] = ticks
+        return ours
+
+    def __enter__(self) -> OtherCpu:
+        self.before = self._ours()
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.machine = _machine_ticks()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, total = (b - a for a, b in zip(self.machine, _machine_ticks(), strict=True))
+        after = self._ours()
+        ours = sum(after[pid] - ticks for pid, ticks in self.before.items() if pid in after)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_ticks = (children.ru_utime + children.ru_stime - self.children.ru_utime - self.children.ru_stime) * TICK
+        self.share = max(0.0, (busy - ours - wrk_ticks) / total) if total else 0.0
+
+
 @dataclass(frozen=True)
 class Load:
     rps: float
@@ -334,6 +399,7 @@ class Load:
     requests: int
     errors: dict[str, int]
     created: int
+    other_cpu: float = 0.0
 
 
 def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace, env: dict[str, str]) -> Load:
@@ -350,12 +416,15 @@ def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace, env: d
                 p99_ms=data["p99_us"] / 1000, requests=data["requests"], errors=errors, created=data["created"])
 
 
-def measure(name: str, url: str, script: Path, args: argparse.Namespace, env: dict[str, str]) -> Load:
-    wrk(url, script, args.warmup, args, env)
-    load = wrk(url, script, args.duration, args, env)
+def measure(name: str, server: Server, path: str, script: Path, args: argparse.Namespace, env: dict[str, str],
+            conninfo: str | None = None) -> Load:
+    wrk(server.base + path, script, args.warmup, args, env)
+    with OtherCpu(server.pgid, conninfo) as other:
+        load = wrk(server.base + path, script, args.duration, args, env)
+    load = dataclasses.replace(load, other_cpu=other.share)
     note = f", errors {load.errors}" if load.errors else ""
     print(f"  {name}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms "
-          f"({load.requests:,} requests{note})", flush=True)
+          f"({load.requests:,} requests{note}; other processes {100 * load.other_cpu:.0f}% CPU)", flush=True)
     return load
 
 
@@ -365,15 +434,20 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(args: argparse.Namespace, bare: Load, small: Load, large: Load, record: Load,
+def report(args: argparse.Namespace, bares: list[Load], small: Load, large: Load, record: Load,
            integrity: str) -> None:
-    rows = [("bare GET /ping", bare), (f"status @ {args.small:,} subjects", small),
-            (f"status @ {args.subjects:,} subjects", large), ("record POST /v1/consents", record)]
+    # The higher bare figure is the baseline: a machine that slowed down mid-run cannot flatter a ratio.
+    bare = max(bares, key=lambda b: b.rps)
+    rows = [("bare GET /ping (before)", bares[0]), ("bare GET /ping (after)", bares[1]),
+            (f"status @ {args.small:,} subjects", small), (f"status @ {args.subjects:,} subjects", large),
+            ("record POST /v1/consents", record)]
     print(f"\ngunicorn --workers {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} "
-          f"-c{args.connections}, {args.duration:g} s per figure after {args.warmup:g} s warm-up\n")
-    print(f"{'measurement':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rps ratio':>11}")
+          f"-c{args.connections}; {args.duration:g} s per figure after {args.warmup:g} s warm-up; "
+          f"{os.cpu_count()} CPUs\n")
+    print(f"{'measurement':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rps ratio':>11}{'other CPU':>11}")
     for name, load in rows:
-        print(f"{name:<34}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.rps / bare.rps:>11.3f}")
+        print(f"{name:<34}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.rps / bare.rps:>11.3f}"
+              f"{100 * load.other_cpu:>10.0f}%")
     status_ratio, record_ratio = large.rps / bare.rps, record.rps / bare.rps
     p99_growth = large.p99_ms / small.p99_ms
     print("\ntarget                                             figure   target  verdict")
@@ -383,6 +457,10 @@ def report(args: argparse.Namespace, bare: Load, small: Load, large: Load, recor
           f"{p99_growth:>9.3f}{'<= 1.30':>9}  {verdict(p99_growth <= 1.3)}")
     print(f"{'record throughput / bare':<48}{record_ratio:>9.3f}{'>= 0.25':>9}  {verdict(record_ratio >= 0.25)}")
     print(f"{'record integrity':<48}{integrity}")
+    busiest = max(load.other_cpu for _, load in rows)
+    if busiest > 0.05:
+        print(f"\nNOTE: processes outside the benchmark used up to {100 * busiest:.0f}% of the CPU during a figure; "
+              "the figures are disturbed: re-run on an idle machine.")
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
@@ -400,36 +478,45 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"database {DB_NAME}; gunicorn --workers {args.workers} --threads {args.threads}", flush=True)
     tenant = setup_tenant(config)
     load_env = {"BENCH_KEY": tenant.secret}
+    conninfo = libpq(url)
 
-    with gunicorn("bench.bare_app:app", args.port, args, env, work / "bare.log", "/ping") as base:
-        bare = measure("bare", base + "/ping", scripts["ping"], args, load_env)
-
+    bares = [measure_bare(args, env, work, scripts["ping"], "bare (before)")]
     print(f"seeding {args.small:,} subjects", flush=True)
     seed(config, tenant, 0, args.small, args.procs)
-    with gunicorn("wsgi:app", args.port + 1, args, env, work / "service.log", "/healthz") as base:
-        small = measure(f"status @ {args.small:,}", base, scripts["status"], args,
-                        {**load_env, "BENCH_SUBJECTS": str(args.small)})
+    with gunicorn("wsgi:app", args.port + 1, args, env, work / "service.log", "/healthz") as server:
+        small = measure(f"status @ {args.small:,}", server, "", scripts["status"], args,
+                        {**load_env, "BENCH_SUBJECTS": str(args.small)}, conninfo)
         print(f"seeding up to {args.subjects:,} subjects", flush=True)
         seed(config, tenant, args.small, args.subjects, args.procs)
-        large = measure(f"status @ {args.subjects:,}", base, scripts["status"], args,
-                        {**load_env, "BENCH_SUBJECTS": str(args.subjects)})
-        record, since = measure_record(base, scripts["record"], args, load_env)
+        large = measure(f"status @ {args.subjects:,}", server, "", scripts["status"], args,
+                        {**load_env, "BENCH_SUBJECTS": str(args.subjects)}, conninfo)
+        record, since = measure_record(server, scripts["record"], args, load_env, conninfo)
+    bares.append(measure_bare(args, env, work, scripts["ping"], "bare (after)"))
     integrity = check_integrity(config, since, record, args.connections)
-    report(args, bare, small, large, record, integrity)
+    report(args, bares, small, large, record, integrity)
 
 
-def measure_record(base: str, script: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple[Load, Any]:
+def measure_bare(args: argparse.Namespace, env: dict[str, str], work: Path, script: Path, name: str) -> Load:
+    with gunicorn("bench.bare_app:app", args.port, args, env, work / "bare.log", "/ping") as server:
+        return measure(name, server, "/ping", script, args, {})
+
+
+def measure_record(server: Server, script: Path, args: argparse.Namespace, env: dict[str, str],
+                   conninfo: str) -> tuple[Load, Any]:
     """Warm up, then record; returns the load and the time before which no measured row can have been written."""
     from service.db import utcnow
 
-    wrk(base + "/v1/consents", script, args.warmup, args, {**env, "BENCH_RUN": "warm"})
+    wrk(server.base + "/v1/consents", script, args.warmup, args, {**env, "BENCH_RUN": "warm"})
     time.sleep(1)  # let requests cut off by the end of the warm-up finish before drawing the line
     since = utcnow()
-    record = wrk(base + "/v1/consents", script, args.duration, args, {**env, "BENCH_RUN": "run"})
+    with OtherCpu(server.pgid, conninfo) as other:
+        record = wrk(server.base + "/v1/consents", script, args.duration, args, {**env, "BENCH_RUN": "run"})
+    record = dataclasses.replace(record, other_cpu=other.share)
     time.sleep(1)
     note = f", errors {record.errors}" if record.errors else ""
     print(f"  record: {record.rps:,.0f} req/s, p50 {record.p50_ms:.2f} ms, p99 {record.p99_ms:.2f} ms "
-          f"({record.requests:,} requests, {record.created:,} answered 201{note})", flush=True)
+          f"({record.requests:,} requests, {record.created:,} answered 201{note}; "
+          f"other processes {100 * record.other_cpu:.0f}% CPU)", flush=True)
     return record, since
 
 
