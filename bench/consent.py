@@ -434,12 +434,13 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(args: argparse.Namespace, bares: list[Load], small: Load, large: Load, record: Load,
+def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], large: Load, record: Load,
            integrity: str) -> None:
     # The higher bare figure is the baseline: a machine that slowed down mid-run cannot flatter a ratio.
     bare = max(bares, key=lambda b: b.rps)
     rows = [("bare GET /ping (before)", bares[0]), ("bare GET /ping (after)", bares[1]),
-            (f"status @ {args.small:,} subjects", small), (f"status @ {args.subjects:,} subjects", large),
+            *((f"status @ {args.small:,} subjects ({i})", small) for i, small in enumerate(smalls, start=1)),
+            (f"status @ {args.subjects:,} subjects", large),
             ("record POST /v1/consents", record)]
     print(f"\ngunicorn --workers {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} "
           f"-c{args.connections}; {args.duration:g} s per figure after {args.warmup:g} s warm-up; "
@@ -449,11 +450,11 @@ def report(args: argparse.Namespace, bares: list[Load], small: Load, large: Load
         print(f"{name:<34}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.rps / bare.rps:>11.3f}"
               f"{100 * load.other_cpu:>10.0f}%")
     status_ratio, record_ratio = large.rps / bare.rps, record.rps / bare.rps
-    p99_growth = large.p99_ms / small.p99_ms
+    p99_growth = large.p99_ms / min(small.p99_ms for small in smalls)
     print("\ntarget                                             figure   target  verdict")
     print(f"{'status throughput @ ' + format(args.subjects, ',') + ' / bare':<48}{status_ratio:>9.3f}"
           f"{'>= 0.50':>9}  {verdict(status_ratio >= 0.5)}")
-    print(f"{'status p99 @ ' + format(args.subjects, ',') + ' / p99 @ ' + format(args.small, ','):<48}"
+    print(f"{'status p99 @ ' + format(args.subjects, ',') + ' / lower p99 @ ' + format(args.small, ','):<48}"
           f"{p99_growth:>9.3f}{'<= 1.30':>9}  {verdict(p99_growth <= 1.3)}")
     print(f"{'record throughput / bare':<48}{record_ratio:>9.3f}{'>= 0.25':>9}  {verdict(record_ratio >= 0.25)}")
     print(f"{'record integrity':<48}{integrity}")
@@ -484,8 +485,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"seeding {args.small:,} subjects", flush=True)
     seed(config, tenant, 0, args.small, args.procs)
     with gunicorn("wsgi:app", args.port + 1, args, env, work / "service.log", "/healthz") as server:
-        small = measure(f"status @ {args.small:,}", server, "", scripts["status"], args,
-                        {**load_env, "BENCH_SUBJECTS": str(args.small)}, conninfo)
+        # Twice: one stall in a single window would inflate p99 at the small size and flatter the growth ratio,
+        # so the growth is taken against the lower of the two.
+        smalls = [measure(f"status @ {args.small:,} ({i})", server, "", scripts["status"], args,
+                          {**load_env, "BENCH_SUBJECTS": str(args.small)}, conninfo) for i in (1, 2)]
         print(f"seeding up to {args.subjects:,} subjects", flush=True)
         seed(config, tenant, args.small, args.subjects, args.procs)
         large = measure(f"status @ {args.subjects:,}", server, "", scripts["status"], args,
@@ -493,7 +496,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         record, since = measure_record(server, scripts["record"], args, load_env, conninfo)
     bares.append(measure_bare(args, env, work, scripts["ping"], "bare (after)"))
     integrity = check_integrity(config, since, record, args.connections)
-    report(args, bares, small, large, record, integrity)
+    report(args, bares, smalls, large, record, integrity)
 
 
 def measure_bare(args: argparse.Namespace, env: dict[str, str], work: Path, script: Path, name: str) -> Load:
@@ -552,7 +555,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--subjects", type=int, default=1_000_000, help="subjects for the large status figure")
     parser.add_argument("--small", type=int, default=1_000, help="subjects for the small status figure")
     parser.add_argument("--duration", type=float, default=10, help="seconds per measured figure")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each figure")
+    # A service worker's third full garbage collection (60-160 ms) comes some 7 s into load, once its heap has
+    # grown with first use; a shorter warm-up puts that one-off pause into the first status figure's p99.
+    parser.add_argument("--warmup", type=float, default=10, help="seconds of load before each figure")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
     parser.add_argument("--wrk-threads", type=int, default=1)
