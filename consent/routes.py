@@ -26,8 +26,11 @@ def _db() -> Any:
 
 
 def _cache() -> consent.PolicyCache:
-    return current_app.extensions.setdefault(
-        "policy_cache", consent.PolicyCache(current_app.config["SETTINGS"].cache_ttl_seconds))
+    cache = current_app.extensions.get("policy_cache")
+    if cache is None:
+        cache = current_app.extensions["policy_cache"] = consent.PolicyCache(
+            current_app.config["SETTINGS"].cache_ttl_seconds, _db().sessions)
+    return cache
 
 
 def _policy_out(policy: Any) -> dict[str, Any]:
@@ -87,7 +90,7 @@ def list_versions(key: str) -> Any:
 
 @blp.post("/consents")
 @require_scope("consent:write")
-@blp.arguments(schemas.ConsentIn)
+@blp.arguments(schemas.ConsentIn())  # instances: a class is re-instantiated per request
 @blp.response(201, schemas.ConsentOut)
 @blp.alt_response(409, description="Not the current version; `detail.current_version` names it")
 def record_consent(data: dict[str, Any]) -> Any:
@@ -95,8 +98,9 @@ def record_consent(data: dict[str, Any]) -> Any:
 
     A `Sec-GPC: 1` header (or `gpc: true`) records purposes that honour GPC as denied.
     """
-    with _db().sessions() as session:
-        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1", _cache())
+    with _db().sessions() as session, _db().autocommit() as raw:
+        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1", _cache(),
+                                       raw=raw)
         return {"id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
                 "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at,
                 "receipt": event.receipt}
@@ -108,13 +112,13 @@ def record_consent(data: dict[str, Any]) -> Any:
 @blp.response(200, schemas.StatusOut)
 def consent_status(args: dict[str, Any]) -> Any:
     """Does this subject need to accept the current policy? Call it at app start."""
-    with _db().sessions() as session, _db().raw_reader() as reader:
-        return consent.status(session, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
+    with _db().autocommit() as reader:
+        return consent.status(None, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
 
 
 @blp.post("/consents/withdraw")
 @require_scope("consent:write")
-@blp.arguments(schemas.WithdrawIn)
+@blp.arguments(schemas.WithdrawIn())
 @blp.response(200, schemas.WithdrawOut)
 def withdraw(data: dict[str, Any]) -> Any:
     """Withdraw consent for some purposes, or all when `purposes` is absent; returns a signed receipt."""
@@ -127,7 +131,7 @@ def withdraw(data: dict[str, Any]) -> Any:
 
 @blp.get("/subjects/<subject_id>/consents")
 @require_scope("consent:read")
-@blp.arguments(schemas.HistoryQuery, location="query")
+@blp.arguments(schemas.HistoryQuery(), location="query")
 @blp.response(200, schemas.HistoryItem(many=True))
 @blp.paginate()
 def consent_history(args: dict[str, Any], subject_id: str, pagination_parameters: PaginationParameters) -> Any:

@@ -7,12 +7,12 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,10 @@ from consent.ledger import content_hash
 from consent.models import ConsentEvent, Policy, PolicyVersion, Purpose
 from consent.receipts import receipt_claims
 from service import audit
+from service.audit import AuditEvent
 from service.config import Settings
 from service.crypto import KeyMaterial
-from service.db import utcnow
+from service.db import RawConnection, compact_json, utcnow
 from service.errors import Conflict, Invalid, NotFound
 from service.tenancy import Principal
 
@@ -160,16 +161,25 @@ class PolicyView:
 
 
 class PolicyCache:
-    """Per-process cache of policy views with a short TTL; writes in this process invalidate at once."""
+    """Per-process cache of policy views with a short TTL; writes in this process invalidate at once.
 
-    def __init__(self, ttl: float) -> None:
+    `sessions` opens a session on a miss when the caller has none: the hot paths then create no session at all.
+    """
+
+    def __init__(self, ttl: float, sessions: Callable[[], Session] | None = None) -> None:
         self.ttl = ttl
+        self.sessions = sessions
         self._entries: dict[tuple[int, str], tuple[float, PolicyView]] = {}
 
-    def get(self, session: Session, app_id: int, key: str) -> PolicyView:
+    def get(self, session: Session | None, app_id: int, key: str) -> PolicyView:
         hit = self._entries.get((app_id, key))
         if hit and hit[0] > time.monotonic():
             return hit[1]
+        if session is None:
+            if self.sessions is None:
+                raise TypeError("PolicyCache.get needs a session or a session factory")
+            with self.sessions() as own:
+                return self.get(own, app_id, key)
         view = PolicyView.of(get_policy(session, app_id, key))
         if self.ttl > 0:
             self._entries[(app_id, key)] = (time.monotonic() + self.ttl, view)
@@ -195,39 +205,28 @@ class LatestEvent:
     purposes: dict[str, bool]
 
 
-_latest_sql: dict[str, Any] = {}
-
-
-def _latest_event(session: Session, raw: Any, policy_id: int, subject: str) -> LatestEvent | None:
-    """The subject's latest event for the policy: through `raw` (a DBAPI connection) on the hot path."""
-    if raw is None:
-        row = session.execute(_LATEST_EVENT, {"policy_id": policy_id, "subject": subject}).first()
-        return LatestEvent(*row) if row else None
-    dialect = session.get_bind().dialect
-    compiled = _latest_sql.get(dialect.name)
-    if compiled is None:
-        compiled = _latest_sql[dialect.name] = _LATEST_EVENT.compile(dialect=dialect)
-    params = {**compiled.params, "policy_id": policy_id, "subject": subject}
-    if compiled.positiontup:  # qmark dialects (SQLite) bind by position
-        params = [params[name] for name in compiled.positiontup]
-    cursor = raw.cursor()
-    try:
-        cursor.execute(str(compiled), params)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
+def _latest_event(session: Session | None, raw: RawConnection | None, policy_id: int,
+                  subject: str) -> LatestEvent | None:
+    """The subject's latest event for the policy: through `raw` (autocommit, no transaction) on the hot path."""
+    params = {"policy_id": policy_id, "subject": subject}
+    if raw is not None:
+        row = raw.first(_LATEST_EVENT, params)
+    elif session is not None:
+        row = session.execute(_LATEST_EVENT, params).first()
+    else:
+        raise TypeError("status needs a session or a raw connection")
     if row is None:
         return None
     purposes = json.loads(row[2]) if isinstance(row[2], str | bytes) else row[2]
     return LatestEvent(row[0], row[1], purposes)
 
 
-def status(session: Session, ctx: Context, cache: PolicyCache, subject_id: str, policy_key: str,
-           now: datetime | None = None, reader: Any = None) -> dict[str, Any]:
+def status(session: Session | None, ctx: Context, cache: PolicyCache, subject_id: str, policy_key: str,
+           now: datetime | None = None, reader: RawConnection | None = None) -> dict[str, Any]:
     """Does this subject need to (re)consent to the policy's current version, and why.
 
-    `reader` (a DBAPI connection outside any transaction) serves the one query of the hot path; default: the
-    session.
+    `reader` (autocommit, outside any transaction) serves the one query of the hot path; default: the session.
+    Without a session, policy metadata comes from the cache (which opens its own session on a miss).
     """
     view = cache.get(session, ctx.principal.app_id, policy_key)
     now = now or utcnow()
@@ -268,44 +267,6 @@ _CHAIN_TAIL = (select(ConsentEvent.seq, ConsentEvent.hash).where(ConsentEvent.su
                .order_by(ConsentEvent.seq.desc()).limit(1))
 _EVENT_COLUMNS = tuple(ConsentEvent.__table__.columns)
 
-
-def _append(session: Session, ctx: Context, policy: PolicyView, version: PolicyVersion, subject: str,
-            kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
-            locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
-    """Append an event to the subject's chain and commit; retry when a concurrent writer took the slot."""
-    for attempt in range(CHAIN_RETRIES):
-        _lock_chain(session, subject)
-        tail = session.execute(_CHAIN_TAIL, {"subject": subject}).first()
-        event_id = str(uuid.uuid4())
-        event = ConsentEvent(
-            id=event_id, app_id=ctx.principal.app_id, policy_id=policy.id, version_id=version.id,
-            subject=subject, seq=(tail.seq + 1) if tail else 1, kind=kind, purposes=purposes, gpc=gpc,
-            channel=channel, locale=locale, created_at=utcnow(), prev_hash=tail.hash if tail else None,
-            evidence=None if evidence is None else ctx.keys.fields.encrypt(
-                json.dumps(evidence, sort_keys=True).encode(), f"consent_event:{event_id}:evidence"),
-        )
-        event.hash = content_hash(event)
-        event.receipt = ctx.keys.signer.sign(receipt_claims(
-            event=event, record_hash=event.hash, policy=policy, version=version,
-            app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
-        try:
-            # A Core insert: the ORM unit of work costs more than the rest of the request on this write path.
-            session.execute(insert(ConsentEvent), [{c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}])
-            audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor,
-                         action=f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}",
-                         resource_type="consent_event", resource_id=event_id,
-                         details={"policy": policy.key, "version": version.version, "gpc": gpc})
-            session.commit()
-            return event
-        except IntegrityError:
-            session.rollback()
-            if attempt == CHAIN_RETRIES - 1:
-                raise
-            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter, not secrecy
-            version = session.get(PolicyVersion, version.id)  # type: ignore[assignment]
-    raise AssertionError("unreachable")
-
-
 _CURRENT_VERSION = (
     select(PolicyVersion)
     .where(PolicyVersion.policy_id == bindparam("policy_id"), PolicyVersion.effective_at <= bindparam("now"))
@@ -314,11 +275,141 @@ _CURRENT_VERSION = (
 )
 
 
+@dataclass(frozen=True)
+class VersionRow:
+    """The policy version a consent is recorded against, as the receipt needs it."""
+
+    id: int
+    version: str
+    effective_at: datetime
+    url: str | None
+    sha256: str
+
+
+# The write path's one read: the current version and the subject's chain tail, in one round trip.
+_CURRENT_AND_TAIL = (
+    select(PolicyVersion.id, PolicyVersion.version, PolicyVersion.effective_at, PolicyVersion.url,
+           PolicyVersion.sha256, _CHAIN_TAIL.with_only_columns(ConsentEvent.seq).scalar_subquery(),
+           _CHAIN_TAIL.with_only_columns(ConsentEvent.hash).scalar_subquery())
+    .where(PolicyVersion.policy_id == bindparam("policy_id"), PolicyVersion.effective_at <= bindparam("now"))
+    .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
+    .limit(1)
+)
+
+# The write path's one write: the event and its audit entry in a single statement, atomic without a
+# transaction. PostgreSQL only (a data-modifying CTE).
+_APPENDED = (insert(ConsentEvent.__table__)
+             .values({c.key: bindparam(c.key, type_=c.type) for c in _EVENT_COLUMNS})
+             .returning(ConsentEvent.__table__.c.id).cte("appended"))
+_AUDIT = AuditEvent.__table__
+_INSERT_AUDITED = insert(_AUDIT).from_select(
+    ["at", "app_id", "actor", "action", "resource_type", "resource_id", "details"],
+    select(bindparam("audit_at", type_=_AUDIT.c.at.type), bindparam("audit_app_id", type_=_AUDIT.c.app_id.type),
+           bindparam("actor", type_=_AUDIT.c.actor.type), bindparam("action", type_=_AUDIT.c.action.type),
+           literal("consent_event", _AUDIT.c.resource_type.type), _APPENDED.c.id,
+           bindparam("details", type_=_AUDIT.c.details.type)).select_from(_APPENDED))
+
+
+def _new_event(ctx: Context, policy: PolicyView, version: VersionRow, subject: str, tail: tuple[int, str] | None,
+               kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
+               locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
+    """The next event of the subject's chain after `tail` (seq, hash), hashed and with its signed receipt."""
+    event_id = str(uuid.uuid4())
+    event = ConsentEvent(
+        id=event_id, app_id=ctx.principal.app_id, policy_id=policy.id, version_id=version.id,
+        subject=subject, seq=tail[0] + 1 if tail else 1, kind=kind, purposes=purposes, gpc=gpc,
+        channel=channel, locale=locale, created_at=utcnow(), prev_hash=tail[1] if tail else None,
+        evidence=None if evidence is None else ctx.keys.fields.encrypt(
+            json.dumps(evidence, sort_keys=True).encode(), f"consent_event:{event_id}:evidence"),
+    )
+    event.hash = content_hash(event)
+    event.receipt = ctx.keys.signer.sign(receipt_claims(
+        event=event, record_hash=event.hash, policy=policy, version=version,
+        app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
+    return event
+
+
+def _audit_details(policy: PolicyView, version: VersionRow, gpc: bool) -> dict[str, Any]:
+    return {"policy": policy.key, "version": version.version, "gpc": gpc}
+
+
+def _action(kind: str) -> str:
+    return f"consent.{'recorded' if kind == 'consent' else 'withdrawn'}"
+
+
+def _append_unlocked(raw: RawConnection, ctx: Context, policy: PolicyView, version: VersionRow, subject: str,
+                     tail: tuple[int, str] | None, kind: str, **fields: Any) -> ConsentEvent | None:
+    """Append after the tail read without a lock, in one statement; None when a concurrent writer took the slot.
+
+    The unique (subject, seq) constraint makes this safe: an insert whose tail went stale fails instead of
+    forking the chain, and the caller then takes the locked path.
+    """
+    event = _new_event(ctx, policy, version, subject, tail, kind, **fields)
+    params = {c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}
+    params["purposes"] = compact_json(event.purposes)
+    params.update(audit_at=event.created_at, audit_app_id=event.app_id, actor=ctx.actor, action=_action(kind),
+                  details=compact_json(_audit_details(policy, version, fields["gpc"])))
+    try:
+        raw.execute(_INSERT_AUDITED, params)
+    except raw.dialect.loaded_dbapi.IntegrityError:
+        return None
+    return event
+
+
+def _append(session: Session, ctx: Context, policy: PolicyView, version: VersionRow, subject: str,
+            kind: str, purposes: dict[str, bool], *, raw: RawConnection | None = None,
+            tail: tuple[int, str] | None = None, **fields: Any) -> ConsentEvent:
+    """Append an event to the subject's chain and commit.
+
+    With `raw` (PostgreSQL) and the tail read with the version, one unlocked statement does it; on a collision,
+    or without `raw`, the chain is locked, the tail re-read and the insert retried.
+    """
+    if raw is not None:
+        event = _append_unlocked(raw, ctx, policy, version, subject, tail, kind, purposes=purposes, **fields)
+        if event is not None:
+            return event
+    for attempt in range(CHAIN_RETRIES):
+        _lock_chain(session, subject)
+        row = session.execute(_CHAIN_TAIL, {"subject": subject}).first()
+        event = _new_event(ctx, policy, version, subject, (row.seq, row.hash) if row else None, kind,
+                           purposes=purposes, **fields)
+        try:
+            # A Core insert: the ORM unit of work costs more than the rest of the request on this write path.
+            session.execute(insert(ConsentEvent.__table__), [{c.key: getattr(event, c.key) for c in _EVENT_COLUMNS}])
+            audit.record(session, app_id=ctx.principal.app_id, actor=ctx.actor, action=_action(kind),
+                         resource_type="consent_event", resource_id=event.id,
+                         details=_audit_details(policy, version, fields["gpc"]))
+            session.commit()
+            return event
+        except IntegrityError:
+            session.rollback()
+            if attempt == CHAIN_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # noqa: S311 - jitter, not secrecy
+    raise AssertionError("unreachable")
+
+
+def _version_row(version: PolicyVersion) -> VersionRow:
+    return VersionRow(version.id, version.version, version.effective_at, version.url, version.sha256)
+
+
 def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_header: bool = False,
-                   cache: PolicyCache | None = None) -> ConsentEvent:
+                   cache: PolicyCache | None = None, raw: RawConnection | None = None) -> ConsentEvent:
+    """Record consent to the current version. With `raw` on PostgreSQL: one read and one write round trip."""
     policy = (cache or PolicyCache(0)).get(session, ctx.principal.app_id, data["policy"])
+    subject = ctx.pseudonym(data["subject_id"])
     # Always the current version from the database: a cached one could accept consent to a superseded text.
-    current = session.scalars(_CURRENT_VERSION, {"policy_id": policy.id, "now": utcnow()}).first()
+    params = {"policy_id": policy.id, "now": utcnow()}
+    current: VersionRow | None
+    tail = None
+    if raw is not None and raw.dialect.name == "postgresql":
+        row = raw.first(_CURRENT_AND_TAIL, {**params, "subject": subject})
+        current = VersionRow(*row[:5]) if row else None
+        tail = (row[5], row[6]) if row and row[5] is not None else None
+    else:
+        raw = None
+        orm_version = session.scalars(_CURRENT_VERSION, params).first()
+        current = _version_row(orm_version) if orm_version else None
     if current is None:
         raise Conflict(f"policy {policy.key!r} has no version in effect yet")
     if data["version"] != current.version:
@@ -345,7 +436,7 @@ def record_consent(session: Session, ctx: Context, data: dict[str, Any], gpc_hea
                 state[key] = False
                 gpc_denied.append(key)
     evidence = {k: str(v) for k, v in (data.get("evidence") or {}).items() if v is not None} or None
-    return _append(session, ctx, policy, current, ctx.pseudonym(data["subject_id"]), "consent", state,
+    return _append(session, ctx, policy, current, subject, "consent", state, raw=raw, tail=tail,
                    gpc=gpc, gpc_denied=gpc_denied, channel=data["channel"], locale=data.get("locale"),
                    evidence=evidence)
 
@@ -367,7 +458,7 @@ def withdraw(session: Session, ctx: Context, data: dict[str, Any],
         raise Invalid("invalid purposes", errors={"purposes": {k: ["the policy has no such purpose"]
                                                                 for k in unknown}})
     state = {**last.purposes, **{k: False for k in keys}}
-    version = session.get(PolicyVersion, last.version_id)
+    version = _version_row(session.get(PolicyVersion, last.version_id))
     return _append(session, ctx, policy, version, subject, "withdrawal", state, gpc=False, gpc_denied=[],
                    channel=data.get("channel") or last.channel, locale=last.locale, evidence=None)
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Executable, Integer, MetaData, create_engine, event
+from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -69,16 +70,17 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, json_serializer=_compact_json, hide_parameters=True)
+        engine = create_engine(url, json_serializer=compact_json, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs a round trip per request on the hot path. A connection broken by a database
     # restart fails one request, and SQLAlchemy then invalidates the whole pool.
     return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800,
-                         json_serializer=_compact_json, hide_parameters=True)
+                         json_serializer=compact_json, hide_parameters=True)
 
 
-def _compact_json(value: Any) -> str:
+def compact_json(value: Any) -> str:
+    """JSON as the JSON columns store it."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -94,6 +96,40 @@ def load_models() -> None:
         importlib.import_module(name)
 
 
+class RawConnection:
+    """A DBAPI connection in autocommit that runs Core statements compiled once per database.
+
+    Values reach the driver as they are, without SQLAlchemy's bind processing: callers pass what the column
+    stores (JSON as text from `compact_json`, timezone-aware datetimes).
+    """
+
+    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[Executable, Compiled]) -> None:
+        self.dbapi = dbapi
+        self.dialect = dialect
+        self._compiled = compiled
+
+    def _run(self, stmt: Executable, params: dict[str, Any]) -> Any:
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            compiled = self._compiled[stmt] = stmt.compile(dialect=self.dialect)
+        bound: Any = {**compiled.params, **params}
+        if compiled.positiontup:  # qmark dialects (SQLite) bind by position
+            bound = [bound[name] for name in compiled.positiontup]
+        cursor = self.dbapi.cursor()
+        cursor.execute(str(compiled), bound)
+        return cursor
+
+    def first(self, stmt: Executable, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        cursor = self._run(stmt, params)
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def execute(self, stmt: Executable, params: dict[str, Any]) -> None:
+        self._run(stmt, params).close()
+
+
 class Database:
     """One engine and session factory per application (or job, or CLI run)."""
 
@@ -101,7 +137,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._raw_reads: Engine | None = None
+        self._raw: Engine | None = None
+        self._compiled: dict[Executable, Compiled] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -115,20 +152,20 @@ class Database:
                 raise
 
     @contextmanager
-    def raw_reader(self) -> Iterator[Any]:
-        """A pooled DBAPI connection in autocommit, for the single-statement reads of the hot path.
+    def autocommit(self) -> Iterator[RawConnection]:
+        """A pooled DBAPI connection in autocommit, for the single-statement reads and writes of hot paths.
 
-        No transaction (saves the BEGIN and ROLLBACK round trips) and no SQLAlchemy execution layer: callers
-        run Core statements they compiled once for the dialect.
+        No transaction (saves the BEGIN and COMMIT/ROLLBACK round trips: one statement is atomic on its own) and
+        no SQLAlchemy execution layer: statements are compiled once and bound directly.
         """
-        if self._raw_reads is None:
+        if self._raw is None:
             kwargs = {} if self.url.startswith("sqlite") else {"pool_size": 5, "max_overflow": 10}
-            self._raw_reads = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
+            self._raw = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
             if self.url.startswith("sqlite"):
-                event.listen(self._raw_reads, "connect", _sqlite_pragmas)
-        conn = self._raw_reads.raw_connection()
+                event.listen(self._raw, "connect", _sqlite_pragmas)
+        conn = self._raw.raw_connection()
         try:
-            yield conn
+            yield RawConnection(conn, self.engine.dialect, self._compiled)
         finally:
             conn.close()
 

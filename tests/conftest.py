@@ -43,6 +43,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
+@pytest.fixture(autouse=True)
+def _postgres_only(request: pytest.FixtureRequest) -> None:
+    """Honour the `postgres_only` marker: such a test runs on the PostgreSQL pass only."""
+    if (request.node.get_closest_marker("postgres_only") and "database_url" in request.fixturenames
+            and request.getfixturevalue("database_url").startswith("sqlite")):
+        pytest.skip("needs PostgreSQL")
+
+
 @pytest.fixture(scope="session")
 def instance_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("instance")

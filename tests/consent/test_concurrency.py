@@ -2,10 +2,14 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
+from consent import service
 from consent.ledger import verify
-from consent.models import ConsentEvent
+from consent.models import ConsentEvent, PolicyVersion
+from service.audit import AuditEvent
+from service.tenancy import Principal
 
 
 def test_concurrent_consents_for_one_subject_and_many(app, client, headers, policy, db_session):
@@ -25,3 +29,34 @@ def test_concurrent_consents_for_one_subject_and_many(app, client, headers, poli
     assert sorted(len(c) for c in chains.values()) == [1] * 20 + [20]
     assert all(sorted(c) == list(range(1, len(c) + 1)) for c in chains.values())
     assert list(verify(db_session)) == []
+
+
+@pytest.mark.postgres_only
+def test_an_unlocked_append_on_a_stale_tail_takes_the_locked_path(app, consent, db_session):
+    """The one-statement append reads the tail without a lock; a tail that moved must not fork the chain."""
+    assert consent("u1").status_code == 201
+    first = db_session.scalars(select(ConsentEvent)).one()
+    db = app.extensions["db"]
+    policy = service.PolicyView.of(service.get_policy(db_session, first.app_id, "privacy"))
+    version = service._version_row(db_session.get(PolicyVersion, first.version_id))
+    ctx = service.Context(principal=Principal(first.app_id, "app-a", "k1", frozenset()),
+                          keys=app.extensions["keys"], settings=app.config["SETTINGS"])
+    with db.sessions() as session, db.autocommit() as raw:
+        # tail=None: as if read before `first` was committed, so the unlocked insert collides on seq 1.
+        event = service._append(session, ctx, policy, version, first.subject, "consent",
+                                {"core": True, "analytics": False, "ads": False}, raw=raw, tail=None,
+                                gpc=False, gpc_denied=[], channel="web", locale=None, evidence=None)
+    assert (event.seq, event.prev_hash) == (2, first.hash)
+    assert db_session.scalar(select(func.count()).select_from(ConsentEvent)) == 2
+    assert db_session.scalar(select(func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "consent.recorded")) == 2
+    assert list(verify(db_session)) == []
+
+
+def test_each_recorded_consent_has_one_audit_entry_naming_it(app, consent, db_session):
+    ids = {consent(f"u{i}").json["id"] for i in range(3)}
+    audited = db_session.execute(select(AuditEvent.resource_type, AuditEvent.resource_id, AuditEvent.details)
+                                 .where(AuditEvent.action == "consent.recorded")).all()
+    assert sorted(r.resource_id for r in audited) == sorted(ids)
+    assert {r.resource_type for r in audited} == {"consent_event"}
+    assert all(r.details == {"policy": "privacy", "version": "1.0", "gpc": False} for r in audited)
