@@ -222,20 +222,20 @@ def _events(n: int) -> Iterator[Any]:
 
 def _seed_chunk(bounds: tuple[int, int]) -> tuple[int, int]:
     """COPY one chunk of subjects (their events and audit entries) in one transaction."""
-    from service.db import _compact_json
+    from service.db import compact_json
 
     s = _seeder
     events = [e for n in range(*bounds) for e in _events(n)]
     with psycopg.connect(s["conninfo"]) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY consent_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
             for e in events:
-                copy.write_row([_compact_json(e.purposes) if c == "purposes" else getattr(e, c)
+                copy.write_row([compact_json(e.purposes) if c == "purposes" else getattr(e, c)
                                 for c in EVENT_COLUMNS])
         with cur.copy(f"COPY audit_events ({', '.join(AUDIT_COLUMNS)}) FROM STDIN") as copy:
             for e in events:
                 action = "consent.recorded" if e.kind == "consent" else "consent.withdrawn"
                 copy.write_row([e.created_at, e.app_id, s["actor"], action, "consent_event", e.id,
-                                _compact_json({"policy": POLICY, "version": VERSION, "gpc": False})])
+                                compact_json({"policy": POLICY, "version": VERSION, "gpc": False})])
     return bounds[1] - bounds[0], len(events)
 
 
