@@ -91,7 +91,9 @@ def hand_written(url: str, batch: int, returning: bool = False) -> tuple[float, 
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "--url", REDIS_URL, "retention"],
+    # The Procfile's worker class: it imports the service once and forks a ready work horse per job.
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "-w", "service.jobs.ServiceWorker",
+                             "--url", REDIS_URL, "retention"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis = Redis.from_url(REDIS_URL)
     deadline = time.monotonic() + 30

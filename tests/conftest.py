@@ -154,7 +154,8 @@ def rq_app(worker_config: dict[str, str]) -> Iterator[Flask]:
 
 @pytest.fixture
 def start_worker(worker_config: dict[str, str]) -> Iterator[Callable[..., Any]]:
-    """start_worker("default", "dsar") starts a real `rq worker` process; all are killed after the test."""
+    """start_worker("default", "dsar") starts a real `rq worker` process as the Procfile does (its worker class);
+    all are killed after the test."""
     import signal
     import subprocess
     import sys
@@ -163,8 +164,9 @@ def start_worker(worker_config: dict[str, str]) -> Iterator[Callable[..., Any]]:
 
     def start(*queues: str, config: dict[str, str] | None = None, burst: bool = False) -> subprocess.Popen[bytes]:
         env = {**os.environ, **worker_config, **(config or {}), "PYTHONPATH": str(ROOT)}
-        args = [str(Path(sys.executable).parent / "rq"), "worker", "--url", env["REDIS_URL"],
-                "--worker-ttl", "30", *(["--burst"] if burst else []), *(queues or ("default",))]
+        args = [str(Path(sys.executable).parent / "rq"), "worker", "-w", "service.jobs.ServiceWorker",
+                "--url", env["REDIS_URL"], "--worker-ttl", "30", *(["--burst"] if burst else []),
+                *(queues or ("default",))]
         proc = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
