@@ -1,6 +1,7 @@
 """Retention benchmark on PostgreSQL: a full run destroying 1,000,000 expired rows of 2,000,000, requested through
-the API and executed by a real rq worker, against a hand-written batched DELETE of the same rows at the same batch
-size in the same run; and the worker's peak memory.
+the API and executed by a real rq worker, against the faster of two hand-written batched DELETEs of the same rows
+by key at the same batch size in the same run (and, for reference, a DELETE by physical row address); and the
+worker's peak memory.
 """
 
 from __future__ import annotations
@@ -70,21 +71,36 @@ def reset(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def hand_written(url: str, batch: int, returning: bool = False) -> tuple[float, int]:
-    """The baseline: what a DBA would write, one transaction per batch. With `returning`, the same statement
-    also hands back the keys it deleted, as a certificate's digest needs (a reference, not the target)."""
+# The hand-written batched DELETEs, each one transaction per batch of the same rows. `in` and `keys` find the rows
+# by their key, as the service must (its certificate names keys): `in` is the textbook statement, `keys` selects a
+# batch's keys and deletes exactly those (the shape the service's PostgreSQL path uses, and on this table the
+# faster of the two). The baseline is whichever is faster. `ctid` deletes by physical row address, the fastest
+# DELETE PostgreSQL offers, which knows nothing of keys: a reference.
+HAND_WRITTEN = {
+    "in": ["DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < %(cutoff)s LIMIT %(batch)s)"],
+    "keys": ["SELECT array_agg(id)::text FROM (SELECT id FROM events WHERE created_at < %(cutoff)s "
+             "LIMIT %(batch)s) AS chosen",
+             "DELETE FROM events WHERE id = ANY(%(keys)s::bigint[]) AND created_at < %(cutoff)s"],
+    "ctid": ["DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM events WHERE created_at < %(cutoff)s "
+             "LIMIT %(batch)s))"],
+}
+BY_KEY = ("in", "keys")
+
+
+def hand_written(url: str, batch: int, form: str) -> tuple[float, int]:
+    """What a DBA would write: batches of one transaction each until one comes back short."""
     total = 0
     start = time.perf_counter()
-    sql = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < %s LIMIT %s)"
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         cutoff = conn.execute(f"SELECT now() - interval '{RETAIN_FOR[1:-1]} days'").fetchone()[0]
+        params = {"cutoff": cutoff, "batch": batch}
         while True:
             with conn.transaction():
-                if returning:
-                    keys = ["events/" + str(row[0]) for row in conn.execute(sql + " RETURNING id", (cutoff, batch))]
-                    done = len(keys)
+                if form == "keys":
+                    keys = conn.execute(HAND_WRITTEN[form][0], params).fetchone()[0]
+                    done = conn.execute(HAND_WRITTEN[form][1], {**params, "keys": keys}).rowcount if keys else 0
                 else:
-                    done = conn.execute(sql, (cutoff, batch)).rowcount
+                    done = conn.execute(HAND_WRITTEN[form][0], params).rowcount
             total += done
             if done < batch:
                 return time.perf_counter() - start, total
@@ -180,31 +196,32 @@ url_env = "BENCH_STORE_URL"
         Redis.from_url(REDIS_URL).flushdb()
 
     print(f"\n{'measurement':<60}{'figure':>10}{'target':>10}  verdict")
-    for batch, (hand, keyed, service) in results.items():
-        ratio = min(service) / min(hand)
-        label = f"batch {batch:,}: run of {args.rows // 2:,} expired rows (best), s"
-        print(f"{label:<60}{min(service):>10.2f}")
-        print(f"{f'batch {batch:,}: hand-written batched DELETE (best), s':<60}{min(hand):>10.2f}")
-        print(f"{f'batch {batch:,}: run / hand-written':<60}{ratio:>10.3f}{'<= 1.3':>10}  "
+    for batch, (hand, service) in results.items():
+        best = {form: min(times) for form, times in hand.items()}
+        baseline = min(BY_KEY, key=best.__getitem__)
+        ratio = min(service) / best[baseline]
+        print(f"{f'batch {batch:,}: run of {args.rows // 2:,} expired rows (best), s':<60}{min(service):>10.2f}")
+        for form in HAND_WRITTEN:
+            label = f"batch {batch:,}: hand-written DELETE, {form} (best), s"
+            print(f"{label:<60}{best[form]:>10.2f}" + ("   the baseline" if form == baseline else ""))
+        print(f"{f'batch {batch:,}: run / hand-written ({baseline})':<60}{ratio:>10.3f}{'<= 1.3':>10}  "
               f"{'ok' if ratio <= 1.3 else 'MISSED'}")
-        print(f"{f'batch {batch:,}:   DELETE ... RETURNING keys / hand-written':<60}"
-              f"{min(keyed) / min(hand):>10.3f}   (the cost of knowing the keys)")
-    print(f"{'peak memory of the worker (ru_maxrss), MB':<56}{worker_mb:>10.1f}{'< 200':>10}  "
+        print(f"{f'batch {batch:,}:   run / hand-written (ctid)':<60}{min(service) / best['ctid']:>10.3f}"
+              "   (reference: physical row addresses, no keys)")
+    print(f"{'peak memory of the worker (ru_maxrss), MB':<60}{worker_mb:>10.1f}{'< 200':>10}  "
           f"{'ok' if worker_mb < 200 else 'MISSED'}")
 
 
 def rounds(count: int, store_url: str, batch: int, worker_env: dict[str, str], client,
-           headers: dict[str, str]) -> tuple[list[float], list[float], list[float]]:
-    hand, keyed, service = [], [], []
+           headers: dict[str, str]) -> tuple[dict[str, list[float]], list[float]]:
+    hand: dict[str, list[float]] = {form: [] for form in HAND_WRITTEN}
+    service = []
     for _ in range(count):
-        reset(store_url)
-        seconds, rows = hand_written(store_url, batch)
-        hand.append(seconds)
-        print(f"  hand-written batched DELETE: {rows:,} rows in {seconds:.2f} s", flush=True)
-        reset(store_url)
-        seconds, rows = hand_written(store_url, batch, returning=True)
-        keyed.append(seconds)
-        print(f"  the same, RETURNING keys:    {rows:,} rows in {seconds:.2f} s", flush=True)
+        for form in HAND_WRITTEN:
+            reset(store_url)
+            seconds, rows = hand_written(store_url, batch, form)
+            hand[form].append(seconds)
+            print(f"  hand-written DELETE, {form + ':':<6}  {rows:,} rows in {seconds:.2f} s", flush=True)
         reset(store_url)
         worker = start_worker(worker_env)
         seconds, rows, report = service_run(client, headers)
@@ -218,7 +235,7 @@ def rounds(count: int, store_url: str, batch: int, worker_env: dict[str, str], c
             ("certificate", step["finished_at"], report["finished_at"]))}
         print(f"  API + worker run:            {rows:,} rows in {seconds:.2f} s ({step['batch_count']:,} batches; "
               + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + ")", flush=True)
-    return hand, keyed, service
+    return hand, service
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ so the certificate commits to them without disclosing them. `flask retention dig
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable
 from typing import Any
+
+from service.stores.contract import PrefixedKeys
 
 MODULUS = 1 << 256
 ALGORITHM = "sum mod 2^256 of BLAKE2s-256(key=service key, store 0x1f category 0x1f record key), big-endian"
@@ -22,18 +23,19 @@ def digest_key(keys: Any) -> bytes:
     return bytes.fromhex(keys.pseudonyms.subject(0, "retention:record-keys"))
 
 
-def key_sum(secret: bytes, store: str, category: str, record_keys: Iterable[str], *, yield_every: int = 0) -> int:
-    """The digest of `record_keys` as an integer. With `yield_every`, a thread hashing in the background gives
-    up the interpreter after that many keys, so the thread waiting on the database is not held back."""
+def key_sum(secret: bytes, store: str, category: str, record_keys: Iterable[str]) -> int:
+    """The digest of `record_keys` as an integer."""
     # Keyed BLAKE2s is a MAC, and the fastest one in the standard library for short inputs.
     base = hashlib.blake2s(f"{store}\x1f{category}\x1f".encode(), key=secret)
+    if isinstance(record_keys, PrefixedKeys):
+        # The same bytes hashed, with the shared prefix hashed once (a fifth of the time on short keys).
+        base.update(record_keys.prefix.encode("utf-8", "surrogateescape"))
+        record_keys = record_keys.suffixes()
     total = 0
-    for n, key in enumerate(record_keys, 1):
+    for key in record_keys:
         mac = base.copy()
         mac.update(key.encode("utf-8", "surrogateescape"))
         total += int.from_bytes(mac.digest(), "big")
-        if yield_every and n % yield_every == 0:
-            time.sleep(0)
     return total % MODULUS
 
 

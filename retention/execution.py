@@ -105,10 +105,19 @@ def _set_step(db: Any, lease: Lease, step_id: int, **values: Any) -> None:
 
 def supports_keys(store: Any) -> bool:
     """Whether the plugin's expire takes `on_batch` (third-party plugins may predate it)."""
+    return "on_batch" in _expire_parameters(store)
+
+
+def supports_journal(store: Any) -> bool:
+    """Whether the plugin can report batches to a BatchJournal (and resolve its tokens afterwards)."""
+    return "journal" in _expire_parameters(store) and callable(getattr(store, "batch_committed", None))
+
+
+def _expire_parameters(store: Any) -> Collection[str]:
     try:
-        return "on_batch" in inspect.signature(store.expire).parameters
+        return inspect.signature(store.expire).parameters
     except (TypeError, ValueError):
-        return False
+        return ()
 
 
 def count(store: Any, step: StepInfo, exclude: Collection[Any] = ()) -> int:
@@ -176,9 +185,12 @@ def _expire(rt: Any, stores: Any, lease: Lease, step: StepInfo, secret: bytes, d
                    "reason": "legal holds on subjects"}
     if progress is not None:
         progress.begin(step, remaining if remaining is not None else count(store, step, exclude))
+    journalled = not dry_run and supports_journal(store)
     with Journal(rt.db, lease, step.id, store=step.store, category=step.category, secret=secret,
-                 dry_run=dry_run) as journal:
-        extra = {"on_batch": journal.prepare} if not dry_run and supports_keys(store) else {}
+                 dry_run=dry_run, committed=store.batch_committed if journalled else None) as journal:
+        extra: dict[str, Any] = {"on_batch": journal.prepare} if not dry_run and supports_keys(store) else {}
+        if journalled:
+            extra["journal"] = journal
         for done in store.expire(step.category, step.cutoff, batch_size=batch_size(), dry_run=dry_run,
                                  exclude_subjects=exclude, **extra):
             journal.record(done)

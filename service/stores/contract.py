@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Protocol, runtime_checkable
@@ -11,6 +11,46 @@ from typing import IO, Any, Protocol, runtime_checkable
 Identity = Mapping[str, str]
 # Told the keys of the records a batch of `expire` destroys (e.g. "orders/42", a file path, a Redis key).
 BatchHook = Callable[[list[str]], None]
+
+
+class PrefixedKeys(Sequence[str]):
+    """Record keys that share a prefix (`orders/` + each key column value), as text only when read: a plugin
+    hands these over without building a string per record, and a consumer may use the prefix once."""
+
+    def __init__(self, prefix: str, values: Sequence[Any], as_text: Callable[[Any], str] = str) -> None:
+        self.prefix, self.values, self.as_text = prefix, values, as_text
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self.prefix + self.as_text(v) for v in self.values[index]]
+        return self.prefix + self.as_text(self.values[index])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.prefix.__add__, self.suffixes())
+
+    def suffixes(self) -> Iterator[str]:
+        """Each key without the prefix."""
+        return map(self.as_text, self.values)
+
+
+class BatchJournal(Protocol):
+    """What `expire(..., journal=...)` reports each batch to, for a store that can tell afterwards whether one
+    of its transactions committed (`batch_committed`). The caller then needs to keep a digest of the keys, not
+    the keys: a batch is `begin`-ed once chosen and `seal`-ed before it commits.
+    """
+
+    def begin(self, keys: Sequence[str], token: str) -> None:
+        """The keys of the records the next batch will destroy, chosen and not yet destroyed, and the store's token
+        for the transaction that will destroy them. The caller may record them while the store works."""
+        ...
+
+    def seal(self) -> None:
+        """The batch destroyed exactly the keys given to `begin` and is about to commit. When this returns, it may
+        commit; if it raises, it must roll back. A batch begun and never sealed must roll back."""
+        ...
 
 
 class StoreError(Exception):
@@ -78,6 +118,9 @@ class Store(Protocol):
         `on_batch(keys)`, when given (and not `dry_run`), is called once per batch with the keys of the records
         the batch destroys, before the batch becomes durable (inside the transaction, before the files are
         deleted). If it raises, the batch is not committed. Retention journals each batch through it.
+
+        A plugin with `batch_committed` may also take `journal: BatchJournal | None = None` and report a batch
+        there instead of to `on_batch` (see BatchJournal).
         """
         ...
 
@@ -87,6 +130,15 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and handles."""
+        ...
+
+
+class CommitOracle(Protocol):
+    """Optional, with `expire(..., journal=...)`: whether the transaction of a `BatchJournal` token committed."""
+
+    def batch_committed(self, token: str) -> bool | None:
+        """True if it committed, False if it rolled back (or can never commit), None while it is still open.
+        Raises StoreError when the store can no longer tell."""
         ...
 
 

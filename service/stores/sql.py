@@ -18,9 +18,12 @@ from sqlalchemy.engine import Engine
 from service.stores import sql_build as build
 from service.stores.contract import (
     BatchHook,
+    BatchJournal,
     Description,
     Identity,
+    PrefixedKeys,
     Record,
+    StoreError,
     StoreUnavailable,
     check_expire_args,
     usable,
@@ -94,6 +97,10 @@ def _key_text(column: sa.Column[Any]) -> Callable[[Any], str]:
     except NotImplementedError:
         kind = object
     return str if kind in (int, str) else (lambda value: str(jsonable(value)))
+
+
+# How often a batch may be chosen again because other writers changed its rows before it is given up.
+_RECHOICES = 10
 
 
 class SqlStore:
@@ -202,11 +209,26 @@ class SqlStore:
         return [c for c in spec.units() if c != spec.category] + [spec.category]
 
     def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None,
+               journal: BatchJournal | None = None) -> Iterator[int]:
+        """See the contract. On PostgreSQL a `journal` takes the batches (its tokens are transaction ids, which
+        `batch_committed` resolves); on other databases `on_batch` does."""
         check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
         held = [{k: str(v) for k, v in ids.items() if v is not None} for ids in exclude_subjects]
         op = build.Expire(category, older_than, held)
+        if journal is not None and self.engine.dialect.name == "postgresql" and not dry_run:
+            return self._expire_journalled(op, batch_size, journal)
         return self._expire(op, batch_size, dry_run, on_batch)
+
+    def batch_committed(self, token: str) -> bool | None:
+        """Whether the transaction a journalled batch ran in committed (PostgreSQL's txid_status)."""
+        with self.engine.connect() as conn:
+            status = conn.execute(sa.select(sa.func.txid_status(int(token)))).scalar()
+        if status is None:
+            # Too old: its commit record is gone. Only a batch left unresolved for hundreds of millions of
+            # transactions gets here, and guessing either way would count wrongly.
+            raise StoreError(f"store {self.name}: cannot tell any more whether transaction {token} committed")
+        return {"committed": True, "aborted": False}.get(status)
 
     def expire_actions(self, category: str) -> set[str]:
         """What expiring `category` does: "delete" rows, or "anonymize" (rows, or the category's columns)."""
@@ -260,6 +282,46 @@ class SqlStore:
                 if done > 0:
                     yield done
                 if done < batch_size:
+                    return
+
+    def _expire_journalled(self, op: build.Expire, batch_size: int, journal: BatchJournal) -> Iterator[int]:
+        for spec in self.tables:
+            if op.category in spec.units():
+                yield from self._run_journalled(spec, op, batch_size, journal)
+
+    def _run_journalled(self, spec: TableSpec, op: build.Expire, batch_size: int,
+                        journal: BatchJournal) -> Iterator[int]:
+        """Batches whose keys are chosen first and acted on second, each in its own transaction.
+
+        The journal gets the keys and the transaction's id as soon as they are chosen, and records them (a
+        digest) while the database acts on them; the batch commits once it acted on exactly those rows and
+        the journal has sealed it. Other writers that change a chosen row in between shrink the batch: it then
+        rolls back and is chosen again with its rows locked.
+        """
+        dialect = self.engine.dialect.name
+        act = build.statement_for_key_array(spec, op.category, op, dialect, self._key)
+        choose = {locked: build.batch_choice(spec, op.category, op, batch_size, locked) for locked in (False, True)}
+        prefix, as_text = f"{spec.name}/", _key_text(spec.table.c[spec.key])
+        rechoices = 0
+        with self.engine.connect() as conn:
+            while True:
+                with conn.begin() as tx:
+                    keys, literal, token = conn.execute(choose[rechoices > 0]).one()
+                    keys = keys or []
+                    if keys:
+                        journal.begin(PrefixedKeys(prefix, keys, as_text), str(token))
+                        if conn.execute(act, {"batch_keys": literal}).rowcount != len(keys):
+                            tx.rollback()  # never sealed: the journal learns from the store that it rolled back
+                            rechoices += 1
+                            if rechoices > _RECHOICES:
+                                raise StoreError(f"store {self.name}: rows of {spec.name} kept changing under "
+                                                 "the expiry; try again later")
+                            continue
+                        journal.seal()
+                rechoices = 0
+                if keys:
+                    yield len(keys)
+                if len(keys) < batch_size:
                     return
 
     def _locked_batch(self, conn: sa.Connection, spec: TableSpec, category: str, op: build.Operation,

@@ -183,6 +183,38 @@ def statement_for_keys(spec: TableSpec, category: str, op: Operation, keys: list
     return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
 
 
+def batch_choice(spec: TableSpec, category: str, op: Operation, batch_size: int, locked: bool) -> sa.Select:
+    """PostgreSQL: the keys of the next batch as one array, the same array as text (what `statement_for_key_array`
+    takes back: the database's own literal costs the client nothing to pass on, where dumping a list of values
+    element by element costs more than the statement), and the id of the transaction that will act on them.
+
+    Calling txid_current() assigns the id now, before anything changes, so the caller can record it first and
+    ask later (`txid_status`) whether that transaction committed. `locked` takes the rows' locks as well: for a
+    batch chosen again after other writers changed rows under the first choice.
+    """
+    chosen = sa.select(spec.table.c[spec.key]).where(selected(spec, spec.table, category, op)).limit(batch_size)
+    if locked:
+        chosen = chosen.with_for_update()
+    keys = sa.func.array_agg(chosen.subquery("chosen").c[spec.key])
+    return sa.select(keys, sa.cast(keys, sa.Text), sa.func.txid_current())
+
+
+def statement_for_key_array(spec: TableSpec, category: str, op: Operation, dialect: str,
+                            hash_key: bytes | None) -> sa.Delete | sa.Update:
+    """PostgreSQL: the batch statement for the keys chosen by `batch_choice`, bound as its array literal
+    (`batch_keys`).
+
+    The selection is checked again, so a row another writer changed since the choice is left alone: the
+    statement then acts on fewer rows than chosen, and the caller knows the batch differs from its keys.
+    """
+    t = spec.table
+    keys = sa.cast(sa.bindparam("batch_keys", type_=sa.Text), sa.ARRAY(t.c[spec.key].type))
+    where = sa.and_(t.c[spec.key] == sa.any_(keys), selected(spec, t, category, op))
+    if category == spec.category and spec.mode == "delete":
+        return sa.delete(t).where(where)
+    return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
+
+
 def count(spec: TableSpec, category: str, op: Operation) -> sa.Select:
     b = spec.table.alias("batch")
     return sa.select(sa.func.count()).select_from(b).where(selected(spec, b, category, op))

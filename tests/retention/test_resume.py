@@ -8,6 +8,7 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
@@ -92,7 +93,7 @@ class Crash(BaseException):
     """Stands for the process dying: nothing after it runs."""
 
 
-def _start(app, policy_key: str):
+def _start(app, policy_key: str, committed=None):
     rt = app.extensions["runtime"]
     run_id, _ = runs.request_run(rt.db, Actor("test"), policy_key=policy_key)
     lease = leases.claim(rt.db, run_id, lease_seconds())
@@ -101,7 +102,7 @@ def _start(app, policy_key: str):
     lease.policy_id = step.policy_id
     assert leases.acquire(rt.db, lease, step.policy_id) is None
     journal = Journal(rt.db, lease, step.id, store=step.store, category=step.category,
-                      secret=digest_key(rt.keys), dry_run=False)
+                      secret=digest_key(rt.keys), dry_run=False, committed=committed)
     return rt, run_id, step, journal
 
 
@@ -147,6 +148,100 @@ def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app,
     _die(ret_app, run_id)
     assert execution.execute(rt, run_id) == "succeeded"
     _assert_exact(ret_app, run_id, before, step.cutoff)
+
+
+# The journalled protocol (PostgreSQL stores): the journal keeps a batch's digest and the store's transaction id,
+# and the attempt that settles the step asks the store whether that transaction committed.
+
+class _Journalled:
+    """A BatchJournal in front of the real one, to stop the process at a chosen point."""
+
+    def __init__(self, journal, *, on_begin=None, on_seal=None):
+        self.journal, self.on_begin, self.on_seal = journal, on_begin, on_seal
+
+    def begin(self, keys, token):
+        if self.on_begin:
+            self.on_begin(list(keys))
+        self.journal.begin(keys, token)
+
+    def seal(self):
+        self.journal.seal()
+        if self.on_seal:
+            self.on_seal()
+
+
+def _journalled(ret_app, policy, monkeypatch):
+    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+    policy("cloud-photos", "device_log", "P90D")
+    before = estate.sql_rows(ret_app, "device_logs", "logged_at")
+    store = ret_app.extensions["stores"].get("cloud-photos")
+    return (before, store, *_start(ret_app, "cloud-photos.device_log", committed=store.batch_committed))
+
+
+@pytest.mark.postgres_only
+def test_journalled_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy,
+                                                                                monkeypatch):
+    before, store, rt, run_id, step, journal = _journalled(ret_app, policy, monkeypatch)
+
+    def die():
+        raise Crash  # the journal's row is durable, with the transaction's id; the store rolls back
+
+    with pytest.raises(Crash):
+        for _ in store.expire("device_log", step.cutoff, batch_size=7, journal=_Journalled(journal, on_seal=die)):
+            pass
+    assert estate.sql_rows(ret_app, "device_logs", "logged_at") == before
+    with ret_app.extensions["db"].sessions() as session:
+        assert session.scalar(select(RetentionBatch.state).where(RetentionBatch.step_id == step.id)) == "prepared"
+    _die(ret_app, run_id)
+    assert execution.execute(rt, run_id) == "succeeded"
+    _assert_exact(ret_app, run_id, before, step.cutoff)
+
+
+@pytest.mark.postgres_only
+def test_journalled_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy,
+                                                                                   monkeypatch):
+    before, store, rt, run_id, step, journal = _journalled(ret_app, policy, monkeypatch)
+    batches = store.expire("device_log", step.cutoff, batch_size=7, journal=journal)
+    assert next(batches) == 7  # committed by the store; the process dies before recording it
+    batches.close()
+    assert len(estate.sql_rows(ret_app, "device_logs", "logged_at")) == len(before) - 7
+    _die(ret_app, run_id)
+    assert execution.execute(rt, run_id) == "succeeded"
+    _assert_exact(ret_app, run_id, before, step.cutoff)
+
+
+@pytest.mark.postgres_only
+def test_journalled_batch_chosen_again_when_another_writer_changes_its_rows(ret_app, seeded, policy, monkeypatch):
+    """A row refreshed by another writer between the choice and the delete survives; the batch is chosen again
+    and the aborted choice is not counted."""
+    before, store, _, _, step, journal = _journalled(ret_app, policy, monkeypatch)
+    engine, logs = store.engine, demo.metadata.tables["device_logs"]
+    refreshed: list[int] = []
+
+    def refresh_one(keys):
+        if not refreshed:
+            refreshed.append(int(keys[0].split("/")[1]))
+            with engine.begin() as conn:
+                conn.execute(logs.update().where(logs.c.id == refreshed[0])
+                             .values(logged_at=utcnow().replace(tzinfo=None)))
+
+    with journal:
+        counts = []
+        for done in store.expire("device_log", step.cutoff, batch_size=7,
+                                 journal=_Journalled(journal, on_begin=refresh_one)):
+            journal.record(done)  # as the run does, each batch as it commits
+            counts.append(done)
+        total, key_digest = journal.finish()
+    old, _ = estate.split(before, step.cutoff)
+    destroyed = old - set(refreshed)
+    assert refreshed and sum(counts) == total == len(destroyed)
+    assert set(estate.sql_rows(ret_app, "device_logs", "logged_at")) == set(before) - destroyed
+    with ret_app.extensions["db"].sessions() as session:
+        states = set(session.scalars(select(RetentionBatch.state).where(RetentionBatch.step_id == step.id)))
+    assert states == {"committed"}  # the aborted choice's row is gone
+    secret = digest_key(ret_app.extensions["keys"])
+    assert key_digest == to_hex(key_sum(secret, "cloud-photos", "device_log",
+                                        (f"device_logs/{k}" for k in destroyed)))
 
 
 def _assert_exact(app, run_id, before, cutoff):
