@@ -135,13 +135,18 @@ def test_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, see
     _assert_exact(ret_app, run_id, before, step.cutoff)
 
 
-def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy, monkeypatch):
+@pytest.mark.parametrize("protocol", ["on_batch", pytest.param("journal", marks=pytest.mark.postgres_only)])
+def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy, monkeypatch,
+                                                                        protocol):
     monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
     policy("cloud-photos", "device_log", "P90D")
     before = estate.sql_rows(ret_app, "device_logs", "logged_at")
-    rt, run_id, step, journal = _start(ret_app, "cloud-photos.device_log")
     store = ret_app.extensions["stores"].get("cloud-photos")
-    batches = store.expire("device_log", step.cutoff, batch_size=7, on_batch=journal.prepare)
+    journalled = protocol == "journal"
+    rt, run_id, step, journal = _start(ret_app, "cloud-photos.device_log",
+                                       committed=store.batch_committed if journalled else None)
+    hook = {"journal": journal} if journalled else {"on_batch": journal.prepare}
+    batches = store.expire("device_log", step.cutoff, batch_size=7, **hook)
     assert next(batches) == 7  # committed by the store; the process dies before recording it
     batches.close()
     assert len(estate.sql_rows(ret_app, "device_logs", "logged_at")) == len(before) - 7
@@ -192,19 +197,6 @@ def test_journalled_crash_after_the_journal_commit_but_before_the_store_commit(r
     assert estate.sql_rows(ret_app, "device_logs", "logged_at") == before
     with ret_app.extensions["db"].sessions() as session:
         assert session.scalar(select(RetentionBatch.state).where(RetentionBatch.step_id == step.id)) == "prepared"
-    _die(ret_app, run_id)
-    assert execution.execute(rt, run_id) == "succeeded"
-    _assert_exact(ret_app, run_id, before, step.cutoff)
-
-
-@pytest.mark.postgres_only
-def test_journalled_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy,
-                                                                                   monkeypatch):
-    before, store, rt, run_id, step, journal = _journalled(ret_app, policy, monkeypatch)
-    batches = store.expire("device_log", step.cutoff, batch_size=7, journal=journal)
-    assert next(batches) == 7  # committed by the store; the process dies before recording it
-    batches.close()
-    assert len(estate.sql_rows(ret_app, "device_logs", "logged_at")) == len(before) - 7
     _die(ret_app, run_id)
     assert execution.execute(rt, run_id) == "succeeded"
     _assert_exact(ret_app, run_id, before, step.cutoff)
