@@ -152,17 +152,20 @@ def statement(spec: TableSpec, category: str, op: Operation, batch_size: int, di
               hash_key: bytes | None) -> sa.Delete | sa.Update:
     """One batch: at most `batch_size` rows acted on by a single set-based statement."""
     t = spec.table
-    deleting = category == spec.category and spec.mode == "delete"
     if dialect in ("mysql", "mariadb"):
         # MySQL cannot LIMIT an IN-subquery on the table it changes; it has DELETE/UPDATE ... LIMIT instead.
-        where = selected(spec, t, category, op)
-        stmt = sa.delete(t).where(where) if deleting else sa.update(t).where(where).values(
-            _values(spec, t, category, dialect, hash_key))
+        stmt = _acting_on(spec, category, selected(spec, t, category, op), dialect, hash_key)
         return stmt.with_dialect_options(mysql_limit=batch_size)
     b = t.alias("batch")
     keys = sa.select(b.c[spec.key]).where(selected(spec, b, category, op)).limit(batch_size).scalar_subquery()
-    where = t.c[spec.key].in_(keys)
-    if deleting:
+    return _acting_on(spec, category, t.c[spec.key].in_(keys), dialect, hash_key)
+
+
+def _acting_on(spec: TableSpec, category: str, where: ColumnElement[bool], dialect: str,
+               hash_key: bytes | None) -> sa.Delete | sa.Update:
+    """The DELETE, or the anonymising UPDATE, that expiring `category` does to the rows `where` selects."""
+    t = spec.table
+    if category == spec.category and spec.mode == "delete":
         return sa.delete(t).where(where)
     return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
 
@@ -177,10 +180,8 @@ def statement_for_keys(spec: TableSpec, category: str, op: Operation, keys: list
                        hash_key: bytes | None) -> sa.Delete | sa.Update:
     """The batch statement restricted to rows locked by `batch_keys`."""
     t = spec.table
-    where = sa.and_(t.c[spec.key].in_(keys), selected(spec, t, category, op))
-    if category == spec.category and spec.mode == "delete":
-        return sa.delete(t).where(where)
-    return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
+    return _acting_on(spec, category, sa.and_(t.c[spec.key].in_(keys), selected(spec, t, category, op)), dialect,
+                      hash_key)
 
 
 def batch_choice(spec: TableSpec, category: str, op: Operation, batch_size: int, locked: bool) -> sa.Select:
@@ -209,10 +210,8 @@ def statement_for_key_array(spec: TableSpec, category: str, op: Operation, diale
     """
     t = spec.table
     keys = sa.cast(sa.bindparam("batch_keys", type_=sa.Text), sa.ARRAY(t.c[spec.key].type))
-    where = sa.and_(t.c[spec.key] == sa.any_(keys), selected(spec, t, category, op))
-    if category == spec.category and spec.mode == "delete":
-        return sa.delete(t).where(where)
-    return sa.update(t).where(where).values(_values(spec, t, category, dialect, hash_key))
+    return _acting_on(spec, category, sa.and_(t.c[spec.key] == sa.any_(keys), selected(spec, t, category, op)),
+                      dialect, hash_key)
 
 
 def count(spec: TableSpec, category: str, op: Operation) -> sa.Select:
