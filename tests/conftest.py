@@ -23,24 +23,29 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 
 
-def _fresh_postgres_database(name: str) -> str:
+def pg_admin(statement: str) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(statement))
     admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated, empty database on each backend; the whole suite runs once per backend."""
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database on each backend; the whole suite runs once per backend. The PostgreSQL one is
+    dropped afterwards, so runs on a long-lived machine do not pile databases up."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
-    else:
-        url = _fresh_postgres_database(f"privacy_test_{os.getpid()}")
+        command.upgrade(alembic_config(url), "head")
+        yield url
+        return
+    name = f"privacy_test_{os.getpid()}"
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     command.upgrade(alembic_config(url), "head")
-    return url
+    yield url
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # FORCE: apps' pools may still hold connections
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.stores import demo
 from service.stores.registry import DEMO_ESTATE
-from tests.conftest import PG_ADMIN_URL, _truncate
+from tests.conftest import PG_ADMIN_URL, _truncate, pg_admin
 
 # Other suites flush their Redis databases; retention's workers and sessions store use one of their own.
 RETENTION_REDIS_URL = os.environ.get("TEST_RETENTION_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -59,19 +58,13 @@ def estate_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     name = None
     if database_url.startswith("postgresql"):
         name = f"retention_estate_{os.getpid()}"
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'CREATE DATABASE "{name}"')
         env["DEMO_PHOTOS_DATABASE_URL"] = make_url(PG_ADMIN_URL).set(database=name).render_as_string(
             hide_password=False)
     yield env
     if name is not None:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
