@@ -119,8 +119,9 @@ class Store(Protocol):
         the batch destroys, before the batch becomes durable (inside the transaction, before the files are
         deleted). If it raises, the batch is not committed. Retention journals each batch through it.
 
-        A plugin with `batch_committed` may also take `journal: BatchJournal | None = None` and report a batch
-        there instead of to `on_batch` (see BatchJournal).
+        A plugin with `batch_committed(token) -> bool | None` (True: that transaction committed, False: it rolled
+        back, None: still open; StoreError when it can no longer tell) may also take
+        `journal: BatchJournal | None = None` and report a batch there instead of to `on_batch` (see BatchJournal).
         """
         ...
 
@@ -130,15 +131,6 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and handles."""
-        ...
-
-
-class CommitOracle(Protocol):
-    """Optional, with `expire(..., journal=...)`: whether the transaction of a `BatchJournal` token committed."""
-
-    def batch_committed(self, token: str) -> bool | None:
-        """True if it committed, False if it rolled back (or can never commit), None while it is still open.
-        Raises StoreError when the store can no longer tell."""
         ...
 
 
