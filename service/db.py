@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Executable, Integer, MetaData, create_engine, event
-from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -96,38 +99,59 @@ def load_models() -> None:
         importlib.import_module(name)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A Core statement compiled for one dialect: its SQL, the values of its literal binds, its bind order."""
+
+    sql: str
+    defaults: dict[str, Any]
+    order: tuple[str, ...] | None
+
+
 class RawConnection:
     """A DBAPI connection in autocommit that runs Core statements compiled once per database.
 
     Values reach the driver as they are, without SQLAlchemy's bind processing: callers pass what the column
-    stores (JSON as text from `compact_json`, timezone-aware datetimes).
+    stores (JSON as text from `compact_json`, timezone-aware datetimes). One cursor serves every statement.
     """
 
-    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[Executable, Compiled]) -> None:
+    def __init__(self, dbapi: Any, dialect: Dialect, compiled: dict[Executable, _Prepared], cursor: Any) -> None:
         self.dbapi = dbapi
         self.dialect = dialect
         self._compiled = compiled
+        self._cursor = cursor
 
     def _run(self, stmt: Executable, params: dict[str, Any]) -> Any:
-        compiled = self._compiled.get(stmt)
-        if compiled is None:
-            compiled = self._compiled[stmt] = stmt.compile(dialect=self.dialect)
-        bound: Any = {**compiled.params, **params}
-        if compiled.positiontup:  # qmark dialects (SQLite) bind by position
-            bound = [bound[name] for name in compiled.positiontup]
-        cursor = self.dbapi.cursor()
-        cursor.execute(str(compiled), bound)
-        return cursor
+        prepared = self._compiled.get(stmt)
+        if prepared is None:
+            compiled = stmt.compile(dialect=self.dialect)
+            order = tuple(compiled.positiontup) if compiled.positiontup else None  # qmark dialects (SQLite)
+            prepared = self._compiled[stmt] = _Prepared(str(compiled), compiled.params, order)
+        bound: Any = {**prepared.defaults, **params} if prepared.defaults else params
+        if prepared.order is not None:
+            bound = [bound[name] for name in prepared.order]
+        self._cursor.execute(prepared.sql, bound)
+        return self._cursor
 
     def first(self, stmt: Executable, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        cursor = self._run(stmt, params)
-        try:
-            return cursor.fetchone()
-        finally:
-            cursor.close()
+        return self._run(stmt, params).fetchone()
 
     def execute(self, stmt: Executable, params: dict[str, Any]) -> None:
-        self._run(stmt, params).close()
+        self._run(stmt, params)
+
+
+class _Held(threading.local):
+    """The calling thread's autocommit connection, kept open between requests (see `Database.autocommit`)."""
+
+    conn: Any = None
+    cursor: Any = None
+    pid: int = 0
+
+
+def _close_all(conns: list[Any]) -> None:
+    while conns:
+        with suppress(Exception):  # closing what may already be broken
+            conns.pop().close()
 
 
 class Database:
@@ -138,7 +162,10 @@ class Database:
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._raw: Engine | None = None
-        self._compiled: dict[Executable, Compiled] = {}
+        self._compiled: dict[Executable, _Prepared] = {}
+        self._held = _Held()
+        self._held_conns: list[Any] = []
+        weakref.finalize(self, _close_all, self._held_conns)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -153,21 +180,54 @@ class Database:
 
     @contextmanager
     def autocommit(self) -> Iterator[RawConnection]:
-        """A pooled DBAPI connection in autocommit, for the single-statement reads and writes of hot paths.
+        """This thread's DBAPI connection in autocommit, for the single-statement reads and writes of hot paths.
 
-        No transaction (saves the BEGIN and COMMIT/ROLLBACK round trips: one statement is atomic on its own) and
-        no SQLAlchemy execution layer: statements are compiled once and bound directly.
+        No transaction (saves the BEGIN and COMMIT/ROLLBACK round trips: one statement is atomic on its own), no
+        SQLAlchemy execution layer (statements are compiled once and bound directly) and no pool checkout: each
+        thread keeps its connection, dropped when a statement finds it disconnected or the block is interrupted.
         """
+        held = self._held
+        # A forked child never uses its parent's socket; a connection closed under us is replaced.
+        if held.conn is None or held.pid != os.getpid() or getattr(held.conn, "closed", False):
+            fairy = self._raw_engine().raw_connection()
+            fairy.detach()  # the thread owns it now; `dispose` or garbage collection closes it
+            held.conn, held.pid = fairy.dbapi_connection, os.getpid()
+            held.cursor = held.conn.cursor()
+            self._held_conns.append(held.conn)
+        conn = held.conn
+        try:
+            yield RawConnection(conn, self.engine.dialect, self._compiled, held.cursor)
+        except Exception as exc:
+            if isinstance(exc, self.engine.dialect.loaded_dbapi.Error) and \
+                    self.engine.dialect.is_disconnect(exc, conn, None):
+                self._drop_held(conn)
+            raise
+        except BaseException:
+            self._drop_held(conn)  # interrupted mid-statement: its protocol state is unknown
+            raise
+
+    def _raw_engine(self) -> Engine:
         if self._raw is None:
             kwargs = {} if self.url.startswith("sqlite") else {"pool_size": 5, "max_overflow": 10}
             self._raw = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
             if self.url.startswith("sqlite"):
                 event.listen(self._raw, "connect", _sqlite_pragmas)
-        conn = self._raw.raw_connection()
-        try:
-            yield RawConnection(conn, self.engine.dialect, self._compiled)
-        finally:
+        return self._raw
+
+    def _drop_held(self, conn: Any) -> None:
+        self._held.conn = self._held.cursor = None
+        if conn in self._held_conns:
+            self._held_conns.remove(conn)
+        with suppress(Exception):
             conn.close()
+
+    def dispose(self) -> None:
+        """Close every connection: the engines' pools and the threads' autocommit connections."""
+        _close_all(self._held_conns)
+        self._held.conn = self._held.cursor = None
+        self.engine.dispose()
+        if self._raw is not None:
+            self._raw.dispose()
 
     @property
     def dialect(self) -> str:

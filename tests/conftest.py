@@ -71,7 +71,7 @@ def session_app(base_config: dict[str, str]) -> Iterator[Flask]:
     app = create_app(base_config)
     app.config["TESTING"] = True
     yield app
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def _truncate(app: Flask) -> None:

@@ -1,0 +1,67 @@
+"""The autocommit connections of the hot paths: one per thread, kept between uses, dropped when broken."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+
+from service.db import Database
+from service.tenancy import App
+
+
+def _ident(raw) -> object:
+    """The DBAPI connection behind a RawConnection."""
+    return raw.dbapi
+
+
+def test_a_thread_keeps_its_connection_and_threads_do_not_share(base_config):
+    db = Database(base_config["DATABASE_URL"])
+    try:
+        with db.autocommit() as raw:
+            first = _ident(raw)
+            assert raw.first(select(App.id).where(App.slug == "nobody"), {}) is None
+        with db.autocommit() as raw:
+            assert _ident(raw) is first
+        seen = []
+
+        def other_thread() -> None:
+            with db.autocommit() as raw:
+                seen.append(_ident(raw))
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert seen and seen[0] is not first
+    finally:
+        db.dispose()
+
+
+def test_dispose_closes_them_and_the_next_use_reconnects(base_config):
+    db = Database(base_config["DATABASE_URL"])
+    with db.autocommit() as raw:
+        first = _ident(raw)
+    db.dispose()
+    with db.autocommit() as raw:
+        assert _ident(raw) is not first
+        assert raw.first(select(text("1")), {}) == (1,)
+    db.dispose()
+
+
+def test_an_error_in_the_block_keeps_a_healthy_connection(base_config):
+    db = Database(base_config["DATABASE_URL"])
+    with db.autocommit() as raw:
+        first = _ident(raw)
+    with pytest.raises(ValueError), db.autocommit():
+        raise ValueError("a domain error, e.g. a 409")
+    with pytest.raises(KeyboardInterrupt), db.autocommit():
+        raise KeyboardInterrupt  # interrupted mid-statement: the protocol state is unknown, so it is dropped
+    with db.autocommit() as raw:
+        assert _ident(raw) is not first
+        second = _ident(raw)
+    with pytest.raises(ValueError), db.autocommit():
+        raise ValueError
+    with db.autocommit() as raw:
+        assert _ident(raw) is second
+    db.dispose()
