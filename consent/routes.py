@@ -26,11 +26,7 @@ def _db() -> Any:
 
 
 def _cache() -> consent.PolicyCache:
-    cache = current_app.extensions.get("policy_cache")
-    if cache is None:
-        cache = current_app.extensions["policy_cache"] = consent.PolicyCache(
-            current_app.config["SETTINGS"].cache_ttl_seconds, _db().sessions)
-    return cache
+    return current_app.extensions["policy_cache"]  # created by consent.fastpath.install
 
 
 def _policy_out(policy: Any) -> dict[str, Any]:
@@ -111,7 +107,10 @@ def record_consent(data: dict[str, Any]) -> Any:
 @blp.arguments(schemas.StatusQuery(), location="query")  # an instance: a class is re-instantiated per request
 @blp.response(200, schemas.StatusOut)
 def consent_status(args: dict[str, Any]) -> Any:
-    """Does this subject need to accept the current policy? Call it at app start."""
+    """Does this subject need to accept the current policy? Call it at app start.
+
+    Most calls are answered by consent.fastpath beneath Flask with the same body; this route answers the rest.
+    """
     with _db().autocommit() as reader:
         return consent.status(None, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
 

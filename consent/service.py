@@ -188,6 +188,9 @@ class PolicyCache:
     def invalidate(self, app_id: int, key: str) -> None:
         self._entries.pop((app_id, key), None)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
 
 # Built once: the hot path then only binds parameters to an already-compiled statement.
 _LATEST_EVENT = (

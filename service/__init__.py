@@ -59,4 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     cli.register(app)
     app.extensions["api"] = api
+    from consent import fastpath
+
+    fastpath.install(app)
     return app

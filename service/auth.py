@@ -44,6 +44,17 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def lookup(self, authorization: str) -> Principal | None:
+        """The cached principal for an `Authorization` header value; None when absent, malformed or not cached."""
+        secret = bearer_secret(authorization)
+        return None if secret is None else self.get(hashlib.sha256(secret.encode()).digest())
+
+
+def bearer_secret(authorization: str) -> str | None:
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    return secret if scheme.lower() == "bearer" and secret else None
+
 
 def _unauthorized(message: str) -> None:
     abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="privacy-service"'})
@@ -55,11 +66,9 @@ def current_principal() -> Principal:
 
 
 def _authenticate_request() -> Principal:
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = bearer_secret(request.headers.get("Authorization", ""))
+    if secret is None:
         _unauthorized("missing bearer API key in the Authorization header")
-    secret = secret.strip()
     cache: KeyCache = current_app.extensions["key_cache"]
     digest = hashlib.sha256(secret.encode()).digest()
     principal = cache.get(digest)

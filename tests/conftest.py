@@ -91,7 +91,7 @@ def app(session_app: Flask) -> Iterator[Flask]:
     yield session_app
     _truncate(session_app)
     session_app.extensions["key_cache"].clear()
-    session_app.extensions.pop("policy_cache", None)
+    session_app.extensions["policy_cache"].clear()
 
 
 @pytest.fixture

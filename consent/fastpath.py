@@ -1,0 +1,84 @@
+"""The status check answered beneath Flask: the call every product app makes at every start.
+
+Flask's request context, webargs and the response schema cost twice the lookup itself (docs/architecture.md).
+Only a request certain to succeed is answered here (a cached key with the scope, exactly the two valid query
+parameters, a policy in effect); anything else goes on to the Flask route, which owns every error response.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from marshmallow import ValidationError
+
+from consent import schemas
+from consent import service as consent
+from consent.routes import consent_status
+from service.logs import log_access
+
+ROUTE = PATH = "/v1/consents/status"  # no path parameters: the access line names the path itself
+SCOPE: str = consent_status.required_scope  # type: ignore[attr-defined]
+_HEADERS = [("Content-Type", "application/json")]
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def install(app: Any) -> None:
+    """Put the fast path in front of `app`; the policy cache it reads is the one the routes use."""
+    app.extensions.setdefault("policy_cache", consent.PolicyCache(app.config["SETTINGS"].cache_ttl_seconds,
+                                                                   app.extensions["db"].sessions))
+    app.wsgi_app = StatusFastPath(app, app.wsgi_app)
+
+
+class StatusFastPath:
+    """WSGI middleware in front of the Flask app; the route in consent.routes stays the reference and the docs."""
+
+    def __init__(self, app: Any, wsgi_app: WSGIApp) -> None:
+        self.app = app
+        self.next = wsgi_app
+        self.fields = schemas.StatusQuery().fields
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET":
+            return self.next(environ, start_response)
+        started = time.perf_counter()
+        answer = self._answer(environ)
+        if answer is None:
+            return self.next(environ, start_response)
+        body, key_id = answer
+        start_response("200 OK", [*_HEADERS, ("Content-Length", str(len(body)))])
+        log_access("GET", ROUTE, 200, started, key_id)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> tuple[bytes, str] | None:
+        ext = self.app.extensions
+        principal = ext["key_cache"].lookup(environ.get("HTTP_AUTHORIZATION", ""))
+        if principal is None or not principal.has(SCOPE):
+            return None
+        args = self._args(environ.get("QUERY_STRING", ""))
+        if args is None:
+            return None
+        ctx = consent.Context(principal=principal, keys=ext["keys"], settings=self.app.config["SETTINGS"])
+        cache = ext["policy_cache"]
+        try:
+            with ext["db"].autocommit() as reader:
+                state = consent.status(None, ctx, cache, args["subject_id"], args["policy"], reader=reader)
+        except Exception:  # noqa: BLE001 - the Flask route answers (or reports) every failure
+            return None
+        return json.dumps(state, separators=(",", ":")).encode(), principal.key_id
+
+    def _args(self, query: str) -> dict[str, str] | None:
+        if not query.isascii():  # raw (unescaped) bytes: Werkzeug's decoding of those is the reference
+            return None
+        pairs = parse_qsl(query, keep_blank_values=True)
+        args = dict(pairs)
+        if len(pairs) != len(self.fields) or args.keys() != self.fields.keys():
+            return None
+        try:
+            return {name: field.deserialize(args[name]) for name, field in self.fields.items()}
+        except ValidationError:
+            return None
