@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from flask import Flask
 from marshmallow import ValidationError
 
 from consent import schemas
@@ -27,7 +28,7 @@ _HEADERS = [("Content-Type", "application/json")]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def install(app: Any) -> None:
+def install(app: Flask) -> None:
     """Put the fast path in front of `app`; the policy cache it reads is the one the routes use."""
     app.extensions.setdefault("policy_cache", consent.PolicyCache(app.config["SETTINGS"].cache_ttl_seconds,
                                                                    app.extensions["db"].sessions))
@@ -37,10 +38,10 @@ def install(app: Any) -> None:
 class StatusFastPath:
     """WSGI middleware in front of the Flask app; the route in consent.routes stays the reference and the docs."""
 
-    def __init__(self, app: Any, wsgi_app: WSGIApp) -> None:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.next = wsgi_app
-        self.fields = schemas.StatusQuery().fields
+        self.schema = schemas.StatusQuery()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET":
@@ -76,9 +77,9 @@ class StatusFastPath:
             return None
         pairs = parse_qsl(query, keep_blank_values=True)
         args = dict(pairs)
-        if len(pairs) != len(self.fields) or args.keys() != self.fields.keys():
-            return None
+        if len(pairs) != len(args) or args.keys() != self.schema.fields.keys():
+            return None  # repeated or extra parameters: how the route reads those is the reference
         try:
-            return {name: field.deserialize(args[name]) for name, field in self.fields.items()}
+            return self.schema.load(args)  # the route's own schema: the same validation, hooks included
         except ValidationError:
             return None
