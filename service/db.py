@@ -140,18 +140,24 @@ class RawConnection:
         self._run(stmt, params)
 
 
-class _Held(threading.local):
-    """The calling thread's autocommit connection, kept open between requests (see `Database.autocommit`)."""
-
-    conn: Any = None
-    cursor: Any = None
-    pid: int = 0
+def _close_quietly(conn: Any) -> None:
+    with suppress(Exception):  # closing what may already be broken
+        conn.close()
 
 
-def _close_all(conns: list[Any]) -> None:
-    while conns:
-        with suppress(Exception):  # closing what may already be broken
-            conns.pop().close()
+class _Owned:
+    """A thread's autocommit connection and cursor. Closed when the thread ends (its thread-local entry goes, and
+    with it this object), on `Database.dispose`, or when found broken, so thread-per-request servers leak none."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cursor = conn.cursor()
+        self.pid = os.getpid()
+        self.close = weakref.finalize(self, _close_quietly, conn)
+
+    def forget(self) -> None:
+        """Let go without closing: in a forked child, closing would end the parent's session on the shared socket."""
+        self.close.detach()
 
 
 class Database:
@@ -163,9 +169,8 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._raw: Engine | None = None
         self._compiled: dict[Executable, _Prepared] = {}
-        self._held = _Held()
-        self._held_conns: list[Any] = []
-        weakref.finalize(self, _close_all, self._held_conns)
+        self._local = threading.local()
+        self._owned: weakref.WeakSet[_Owned] = weakref.WeakSet()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -186,24 +191,24 @@ class Database:
         SQLAlchemy execution layer (statements are compiled once and bound directly) and no pool checkout: each
         thread keeps its connection, dropped when a statement finds it disconnected or the block is interrupted.
         """
-        held = self._held
-        # A forked child never uses its parent's socket; a connection closed under us is replaced.
-        if held.conn is None or held.pid != os.getpid() or getattr(held.conn, "closed", False):
+        owned: _Owned | None = getattr(self._local, "owned", None)
+        if owned is not None and owned.pid != os.getpid():
+            owned.forget()
+            owned = None
+        if owned is None or not owned.close.alive or getattr(owned.conn, "closed", False):
             fairy = self._raw_engine().raw_connection()
-            fairy.detach()  # the thread owns it now; `dispose` or garbage collection closes it
-            held.conn, held.pid = fairy.dbapi_connection, os.getpid()
-            held.cursor = held.conn.cursor()
-            self._held_conns.append(held.conn)
-        conn = held.conn
+            fairy.detach()  # owned by this thread from now on
+            owned = self._local.owned = _Owned(fairy.dbapi_connection)
+            self._owned.add(owned)
         try:
-            yield RawConnection(conn, self.engine.dialect, self._compiled, held.cursor)
+            yield RawConnection(owned.conn, self.engine.dialect, self._compiled, owned.cursor)
         except Exception as exc:
             if isinstance(exc, self.engine.dialect.loaded_dbapi.Error) and \
-                    self.engine.dialect.is_disconnect(exc, conn, None):
-                self._drop_held(conn)
+                    self.engine.dialect.is_disconnect(exc, owned.conn, None):
+                owned.close()
             raise
         except BaseException:
-            self._drop_held(conn)  # interrupted mid-statement: its protocol state is unknown
+            owned.close()  # interrupted mid-statement: its protocol state is unknown
             raise
 
     def _raw_engine(self) -> Engine:
@@ -214,17 +219,10 @@ class Database:
                 event.listen(self._raw, "connect", _sqlite_pragmas)
         return self._raw
 
-    def _drop_held(self, conn: Any) -> None:
-        self._held.conn = self._held.cursor = None
-        if conn in self._held_conns:
-            self._held_conns.remove(conn)
-        with suppress(Exception):
-            conn.close()
-
     def dispose(self) -> None:
-        """Close every connection: the engines' pools and the threads' autocommit connections."""
-        _close_all(self._held_conns)
-        self._held.conn = self._held.cursor = None
+        """Close every connection: the engines' pools and every thread's autocommit connection."""
+        for owned in list(self._owned):
+            owned.close()
         self.engine.dispose()
         if self._raw is not None:
             self._raw.dispose()

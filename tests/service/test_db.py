@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -38,11 +39,39 @@ def test_a_thread_keeps_its_connection_and_threads_do_not_share(base_config):
         db.dispose()
 
 
+def _closed(conn) -> bool:
+    try:
+        conn.cursor().execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - each driver has its own "closed" error
+        return True
+    return False
+
+
+def test_a_thread_per_request_server_leaves_no_connection_open(base_config):
+    """`flask run` starts a thread per request: each thread's connection closes when the thread ends."""
+    db = Database(base_config["DATABASE_URL"])
+    conns = []
+
+    def request() -> None:
+        with db.autocommit() as raw:
+            assert raw.first(select(text("1")), {}) == (1,)
+            conns.append(raw.dbapi)
+
+    for _ in range(5):
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(conns) == 5 and all(_closed(c) for c in conns)
+    db.dispose()
+
+
 def test_dispose_closes_them_and_the_next_use_reconnects(base_config):
     db = Database(base_config["DATABASE_URL"])
     with db.autocommit() as raw:
         first = _ident(raw)
     db.dispose()
+    assert _closed(first)
     with db.autocommit() as raw:
         assert _ident(raw) is not first
         assert raw.first(select(text("1")), {}) == (1,)
