@@ -8,6 +8,7 @@ parameters, a policy in effect); anything else goes on to the Flask route, which
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,7 +20,10 @@ from marshmallow import ValidationError
 from consent import schemas
 from consent import service as consent
 from consent.routes import consent_status
+from service.errors import DomainError
 from service.logs import log_access
+
+log = logging.getLogger(__name__)
 
 ROUTE = PATH = "/v1/consents/status"  # no path parameters: the access line names the path itself
 SCOPE: str = consent_status.required_scope  # type: ignore[attr-defined]
@@ -68,7 +72,11 @@ class StatusFastPath:
         try:
             with ext["db"].autocommit() as reader:
                 state = consent.status(None, ctx, cache, args["subject_id"], args["policy"], reader=reader)
-        except Exception:  # noqa: BLE001 - the Flask route answers (or reports) every failure
+        except DomainError:
+            return None  # a 404 or 409: the route renders it
+        except Exception as exc:  # noqa: BLE001 - the route answers, or reports, every failure
+            # Named by type only: a message could carry query values. Logged so a broken fast path cannot hide.
+            log.warning("status fast path failed (%s); the Flask route answers", type(exc).__name__)
             return None
         return json.dumps(state, separators=(",", ":")).encode(), principal.key_id
 

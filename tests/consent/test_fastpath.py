@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -93,10 +94,12 @@ def test_other_methods_and_paths_pass_through(app, client, headers, policy):
     assert client.post(f"/v1/consents/status?{QUERY}", headers=headers).status_code == 405
 
 
-def test_other_apps_policies_stay_invisible(app, client, headers, make_key, policy):
+def test_other_apps_policies_stay_invisible(app, client, headers, make_key, policy, caplog):
     other = make_key("app-b", "consent:read")
     client.get(f"/v1/consents/status?{QUERY}", headers=other)
-    assert _fast(app)._answer(_environ(QUERY, other)) is None
+    with caplog.at_level(logging.WARNING, logger="consent.fastpath"):
+        assert _fast(app)._answer(_environ(QUERY, other)) is None
+    assert not caplog.records  # an expected 404 is the route's to answer, not a fast-path failure
     assert client.get(f"/v1/consents/status?{QUERY}", headers=other).status_code == 404
 
 
@@ -111,7 +114,7 @@ def test_fast_path_writes_the_access_line_without_personal_data(app, client, hea
 
 
 @pytest.mark.postgres_only
-def test_a_connection_killed_under_the_fast_path_is_replaced(app, client, headers, consent):
+def test_a_connection_killed_under_the_fast_path_is_replaced(app, client, headers, consent, caplog):
     consent("user-1")
     client.get(f"/v1/consents/status?{QUERY}", headers=headers)
     db = app.extensions["db"]
@@ -120,8 +123,12 @@ def test_a_connection_killed_under_the_fast_path_is_replaced(app, client, header
     with db.engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     # The fast path finds the connection dead, drops it and leaves the request to the route, which reconnects.
-    r = client.get(f"/v1/consents/status?{QUERY}", headers=headers)
+    with caplog.at_level(logging.WARNING, logger="consent.fastpath"):
+        r = client.get(f"/v1/consents/status?{QUERY}", headers=headers)
     assert r.status_code == 200 and r.json["reason"] is None
+    warnings = [rec.getMessage() for rec in caplog.records if rec.name == "consent.fastpath"]
+    assert len(warnings) == 1 and re.fullmatch(r"status fast path failed \((AdminShutdown|OperationalError)\); "
+                                                r"the Flask route answers", warnings[0])
     with db.autocommit() as raw:
         assert raw.dbapi.info.backend_pid != pid
     assert consent("user-2").status_code == 201
