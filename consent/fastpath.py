@@ -3,6 +3,7 @@
 Flask's request context, webargs and the response schema cost twice the lookup itself (docs/architecture.md).
 Only a request certain to succeed is answered here (a cached key with the scope, exactly the two valid query
 parameters, a policy in effect); anything else goes on to the Flask route, which owns every error response.
+Flask's request hooks do not run for an answer given here: the access line is written by the same function.
 """
 
 from __future__ import annotations

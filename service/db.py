@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -68,6 +69,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections are replaced after this long, before firewalls or server idle timeouts cut them under a request.
+RECYCLE_SECONDS = 1800
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -78,7 +83,7 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per request on the hot path. A connection broken by a database
     # restart fails one request, and SQLAlchemy then invalidates the whole pool.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800,
+    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=RECYCLE_SECONDS,
                          json_serializer=compact_json, hide_parameters=True)
 
 
@@ -153,6 +158,7 @@ class _Owned:
         self.conn = conn
         self.cursor = conn.cursor()
         self.pid = os.getpid()
+        self.expires = time.monotonic() + RECYCLE_SECONDS
         self.close = weakref.finalize(self, _close_quietly, conn)
 
     def forget(self) -> None:
@@ -195,6 +201,8 @@ class Database:
         if owned is not None and owned.pid != os.getpid():
             owned.forget()
             owned = None
+        if owned is not None and owned.expires < time.monotonic():
+            owned.close()
         if owned is None or not owned.close.alive or getattr(owned.conn, "closed", False):
             fairy = self._raw_engine().raw_connection()
             fairy.detach()  # owned by this thread from now on

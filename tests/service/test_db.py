@@ -8,6 +8,7 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
+from service import db as db_module
 from service.db import Database
 from service.tenancy import App
 
@@ -93,4 +94,15 @@ def test_an_error_in_the_block_keeps_a_healthy_connection(base_config):
         raise ValueError
     with db.autocommit() as raw:
         assert _ident(raw) is second
+    db.dispose()
+
+
+def test_a_kept_connection_is_replaced_once_it_is_old(base_config, monkeypatch):
+    monkeypatch.setattr(db_module, "RECYCLE_SECONDS", -1)  # every connection is already past its age
+    db = Database(base_config["DATABASE_URL"])
+    with db.autocommit() as raw:
+        first = _ident(raw)
+    with db.autocommit() as raw:
+        assert _ident(raw) is not first
+    assert _closed(first)
     db.dispose()
