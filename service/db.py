@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Executable, Integer, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -139,7 +140,12 @@ class RawConnection:
         return self._cursor
 
     def first(self, stmt: Executable, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        return self._run(stmt, params).fetchone()
+        """The first row; any others are drained, so SQLite holds no read snapshot open between requests."""
+        cursor = self._run(stmt, params)
+        row = cursor.fetchone()
+        if row is not None:
+            cursor.fetchall()
+        return row
 
     def execute(self, stmt: Executable, params: dict[str, Any]) -> None:
         self._run(stmt, params)
@@ -205,7 +211,7 @@ class Database:
             owned.close()
         if owned is None or not owned.close.alive or getattr(owned.conn, "closed", False):
             fairy = self._raw_engine().raw_connection()
-            fairy.detach()  # owned by this thread from now on
+            fairy.detach()  # owned by this thread from now on, not by a pool
             owned = self._local.owned = _Owned(fairy.dbapi_connection)
             self._owned.add(owned)
         try:
@@ -220,9 +226,9 @@ class Database:
             raise
 
     def _raw_engine(self) -> Engine:
+        """A connection factory only (connect arguments, autocommit, SQLite pragmas): threads keep what it makes."""
         if self._raw is None:
-            kwargs = {} if self.url.startswith("sqlite") else {"pool_size": 5, "max_overflow": 10}
-            self._raw = create_engine(self.url, isolation_level="AUTOCOMMIT", **kwargs)
+            self._raw = create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
             if self.url.startswith("sqlite"):
                 event.listen(self._raw, "connect", _sqlite_pragmas)
         return self._raw

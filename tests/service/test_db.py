@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import sqlite3
 import threading
 
 import pytest
@@ -41,16 +43,34 @@ def test_a_thread_keeps_its_connection_and_threads_do_not_share(base_config):
 
 
 def _closed(conn) -> bool:
+    """Whether a DBAPI connection is closed: psycopg answers from any thread, sqlite3 only from its own."""
+    if hasattr(conn, "closed"):
+        return bool(conn.closed)
     try:
-        conn.cursor().execute("SELECT 1")
-    except Exception:  # noqa: BLE001 - each driver has its own "closed" error
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
         return True
     return False
 
 
+def _sqlite_handles(url: str) -> int:
+    """Open file descriptors of this process on the SQLite database file."""
+    path = os.path.realpath(url.split("///", 1)[1])
+    return sum(1 for fd in os.listdir("/proc/self/fd") if _target(fd) == path)
+
+
+def _target(fd: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
 def test_a_thread_per_request_server_leaves_no_connection_open(base_config):
     """`flask run` starts a thread per request: each thread's connection closes when the thread ends."""
-    db = Database(base_config["DATABASE_URL"])
+    url = base_config["DATABASE_URL"]
+    db = Database(url)
+    before = _sqlite_handles(url) if url.startswith("sqlite") else 0
     conns = []
 
     def request() -> None:
@@ -63,7 +83,11 @@ def test_a_thread_per_request_server_leaves_no_connection_open(base_config):
         thread.start()
         thread.join()
     gc.collect()
-    assert len(conns) == 5 and all(_closed(c) for c in conns)
+    assert len({id(c) for c in conns}) == 5
+    if url.startswith("sqlite"):
+        assert _sqlite_handles(url) == before
+    else:
+        assert all(_closed(c) for c in conns)
     db.dispose()
 
 
@@ -106,3 +130,24 @@ def test_a_kept_connection_is_replaced_once_it_is_old(base_config, monkeypatch):
         assert _ident(raw) is not first
     assert _closed(first)
     db.dispose()
+
+
+def test_first_leaves_no_sqlite_read_snapshot_open(base_config):
+    """A kept cursor whose statement was not stepped to its end would pin SQLite's WAL until the next request."""
+    url = base_config["DATABASE_URL"]
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite's WAL only")
+    db = Database(url)
+    other = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+    try:
+        other.execute("CREATE TABLE wal_probe (x)")
+        other.execute("INSERT INTO wal_probe VALUES (1), (2)")
+        with db.autocommit() as raw:
+            assert raw.first(select(text("x")).select_from(text("wal_probe")), {}) is not None
+        other.execute("INSERT INTO wal_probe VALUES (3)")
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        db.dispose()
+        other.execute("DROP TABLE wal_probe")
+        other.close()
