@@ -49,11 +49,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(autouse=True)
-def _postgres_only(request: pytest.FixtureRequest) -> None:
-    """Honour the `postgres_only` marker: such a test runs on the PostgreSQL pass only."""
-    if (request.node.get_closest_marker("postgres_only") and "database_url" in request.fixturenames
-            and request.getfixturevalue("database_url").startswith("sqlite")):
+def _backend_only(request: pytest.FixtureRequest) -> None:
+    """Honour the `postgres_only` and `sqlite_only` markers: such a test runs on that backend's pass only."""
+    if "database_url" not in request.fixturenames:
+        return
+    sqlite = request.getfixturevalue("database_url").startswith("sqlite")
+    if request.node.get_closest_marker("postgres_only") and sqlite:
         pytest.skip("needs PostgreSQL")
+    if request.node.get_closest_marker("sqlite_only") and not sqlite:
+        pytest.skip("needs SQLite")
 
 
 @pytest.fixture(scope="session")

@@ -132,11 +132,10 @@ def test_a_kept_connection_is_replaced_once_it_is_old(base_config, monkeypatch):
     db.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_first_leaves_no_sqlite_read_snapshot_open(base_config):
     """A kept cursor whose statement was not stepped to its end would pin SQLite's WAL until the next request."""
     url = base_config["DATABASE_URL"]
-    if not url.startswith("sqlite"):
-        pytest.skip("SQLite's WAL only")
     db = Database(url)
     other = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
     try:
