@@ -133,7 +133,7 @@ class RawConnection:
             compiled = stmt.compile(dialect=self.dialect)
             order = tuple(compiled.positiontup) if compiled.positiontup else None  # qmark dialects (SQLite)
             prepared = self._compiled[stmt] = _Prepared(str(compiled), compiled.params, order)
-        bound: Any = {**prepared.defaults, **params} if prepared.defaults else params
+        bound: Any = {**prepared.defaults, **params}
         if prepared.order is not None:
             bound = [bound[name] for name in prepared.order]
         self._cursor.execute(prepared.sql, bound)
@@ -167,9 +167,16 @@ class _Owned:
         self.expires = time.monotonic() + RECYCLE_SECONDS
         self.close = weakref.finalize(self, _close_quietly, conn)
 
-    def forget(self) -> None:
-        """Let go without closing: in a forked child, closing would end the parent's session on the shared socket."""
-        self.close.detach()
+    def usable(self) -> bool:
+        return (self.pid == os.getpid() and self.close.alive and self.expires >= time.monotonic()
+                and not getattr(self.conn, "closed", False))
+
+    def release(self) -> None:
+        """Close it; in a forked child only let go: closing would end the parent's session on the shared socket."""
+        if self.pid == os.getpid():
+            self.close()
+        else:
+            self.close.detach()
 
 
 class Database:
@@ -204,12 +211,10 @@ class Database:
         thread keeps its connection, dropped when a statement finds it disconnected or the block is interrupted.
         """
         owned: _Owned | None = getattr(self._local, "owned", None)
-        if owned is not None and owned.pid != os.getpid():
-            owned.forget()
+        if owned is not None and not owned.usable():
+            owned.release()
             owned = None
-        if owned is not None and owned.expires < time.monotonic():
-            owned.close()
-        if owned is None or not owned.close.alive or getattr(owned.conn, "closed", False):
+        if owned is None:
             fairy = self._raw_engine().raw_connection()
             fairy.detach()  # owned by this thread from now on, not by a pool
             owned = self._local.owned = _Owned(fairy.dbapi_connection)

@@ -150,3 +150,24 @@ def test_first_leaves_no_sqlite_read_snapshot_open(base_config):
         db.dispose()
         other.execute("DROP TABLE wal_probe")
         other.close()
+
+
+@pytest.mark.postgres_only
+def test_a_forked_child_leaves_its_parents_connection_alone(base_config):
+    db = Database(base_config["DATABASE_URL"])
+    with db.autocommit() as raw:
+        first = _ident(raw)
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection; the inherited one is let go, not closed
+        code = 1
+        try:
+            with db.autocommit() as raw:
+                code = 0 if _ident(raw) is not first and raw.first(select(text("1")), {}) == (1,) else 1
+            gc.collect()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with db.autocommit() as raw:
+        assert _ident(raw) is first and raw.first(select(text("1")), {}) == (1,)
+    db.dispose()
