@@ -28,18 +28,18 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[bytes, tuple[float, Principal]] = {}
 
-    def get(self, digest: bytes) -> Principal | None:
-        hit = self._entries.get(digest)
+    def get(self, secret: str) -> Principal | None:
+        hit = self._entries.get(_digest(secret))
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1]
 
-    def put(self, digest: bytes, principal: Principal) -> None:
+    def put(self, secret: str, principal: Principal) -> None:
         if self.ttl <= 0:
             return
         if len(self._entries) >= _CACHE_LIMIT:
             self._entries.clear()
-        self._entries[digest] = (time.monotonic() + self.ttl, principal)
+        self._entries[_digest(secret)] = (time.monotonic() + self.ttl, principal)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -47,7 +47,11 @@ class KeyCache:
     def lookup(self, authorization: str) -> Principal | None:
         """The cached principal for an `Authorization` header value; None when absent, malformed or not cached."""
         secret = bearer_secret(authorization)
-        return None if secret is None else self.get(hashlib.sha256(secret.encode()).digest())
+        return None if secret is None else self.get(secret)
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def bearer_secret(authorization: str) -> str | None:
@@ -70,14 +74,13 @@ def _authenticate_request() -> Principal:
     if secret is None:
         _unauthorized("missing bearer API key in the Authorization header")
     cache: KeyCache = current_app.extensions["key_cache"]
-    digest = hashlib.sha256(secret.encode()).digest()
-    principal = cache.get(digest)
+    principal = cache.get(secret)
     if principal is None:
         with current_app.extensions["db"].sessions() as session:
             principal = authenticate(session, secret)
         if principal is None:
             _unauthorized("invalid or revoked API key")
-        cache.put(digest, principal)
+        cache.put(secret, principal)
     return principal
 
 
