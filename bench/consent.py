@@ -161,7 +161,7 @@ def setup_tenant(config: dict[str, str]) -> Tenant:
                                                    "sha256": None, "material": True,
                                                    "text": "We process your data as described here."})
         app_id, key_id = tenant.id, row.key_id
-    db.engine.dispose()
+    db.dispose()
     return Tenant(app_id, key_id, secret)
 
 
@@ -188,7 +188,7 @@ def _seed_init(config: dict[str, str], app_id: int, key_id: str) -> None:
         orm_policy = consent.get_policy(session, app_id, POLICY)
         version = next(v for v in orm_policy.versions if v.version == VERSION)
         policy = consent.PolicyView.of(orm_policy)  # what consent.service._append signs receipts from
-    db.engine.dispose()
+    db.dispose()
     _seeder.update(settings=settings, keys=load_key_material(settings), policy=policy, version=version,
                    app_id=app_id, actor=f"key:{key_id}", conninfo=libpq(settings.database_url))
 
@@ -288,7 +288,7 @@ def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
         for found in verify(session):
             breaks += 1
             first = first or str(found)
-    db.engine.dispose()
+    db.dispose()
     return breaks, first, time.monotonic() - began
 
 

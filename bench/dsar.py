@@ -231,7 +231,7 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=30)
         app.extensions["stores"].close()
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
         drop_database(SERVICE_DB)
         drop_database(STORE_DB)
         redis.flushdb()

@@ -190,7 +190,7 @@ url_env = "BENCH_STORE_URL"
         worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     finally:
         app.extensions["stores"].close()
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
         drop_database(SERVICE_DB)
         drop_database(STORE_DB)
         Redis.from_url(REDIS_URL).flushdb()

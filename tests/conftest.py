@@ -158,7 +158,7 @@ def rq_app(worker_config: dict[str, str]) -> Iterator[Flask]:
     app.config["TESTING"] = True
     yield app
     _truncate(app)
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def _app(config: dict[str, str]) -> Iterator[Flask]:
     yield app
     _truncate(app)
     app.extensions["stores"].close()
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def estate_app(base_config: dict[str, str], estate_env: dict[str, str]) -> Itera
     app.config["TESTING"] = True
     yield app
     app.extensions["stores"].close()
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def ret_rq_app(worker_config: dict[str, str], estate_env: dict[str, str]) -> Ite
     yield app
     _truncate(app)
     app.extensions["stores"].close()
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def start(base_config, estate_env, tmp_path):
         _truncate(apps[0])
     for app in apps:
         app.extensions["stores"].close()
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
 
 
 def test_declared_policies_are_synced_and_shown_with_their_origin(start, make_key, policy):

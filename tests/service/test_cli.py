@@ -45,5 +45,5 @@ def test_rotate_signing_publishes_both_keys(tmp_path, base_config):
     kids = [k["kid"] for k in restarted.test_client().get("/.well-known/jwks.json").json["keys"]]
     assert kids == [new, old]
     assert fresh.test_cli_runner().invoke(args=["keys", "rotate-field"]).exit_code == 0
-    fresh.extensions["db"].engine.dispose()
-    restarted.extensions["db"].engine.dispose()
+    fresh.extensions["db"].dispose()
+    restarted.extensions["db"].dispose()

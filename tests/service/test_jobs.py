@@ -45,4 +45,4 @@ def test_readyz_fails_when_redis_is_unreachable(base_config):
     app = create_app({**base_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
     r = app.test_client().get("/readyz")
     assert r.status_code == 503 and r.json["checks"]["redis"].startswith("error")
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()

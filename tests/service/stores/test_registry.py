@@ -178,7 +178,7 @@ def test_paths_in_the_config_start_at_its_folder_and_includes_nest(base_config, 
         assert stores.names() == ["shared-uploads", "notes"]
         assert stores.get("shared-uploads").root == tmp_path / "shared" / "files"
     finally:
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
 
 
 def test_development_without_a_config_registers_the_local_demo_estate(app):
