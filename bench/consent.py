@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -199,6 +198,7 @@ def _events(n: int) -> Iterator[Any]:
     from consent.models import ConsentEvent
     from consent.receipts import receipt_claims
     from service.db import utcnow
+    from service.ids import uuid7
 
     s = _seeder
     subject = s["keys"].pseudonyms.subject(s["app_id"], f"user-{n}")
@@ -209,7 +209,7 @@ def _events(n: int) -> Iterator[Any]:
     for seq, purposes in enumerate(states, start=1):
         kind = "consent" if seq == 1 else "withdrawal"
         event = ConsentEvent(
-            id=str(uuid.uuid4()), app_id=s["app_id"], policy_id=s["policy"].id, version_id=s["version"].id,
+            id=uuid7(), app_id=s["app_id"], policy_id=s["policy"].id, version_id=s["version"].id,
             subject=subject, seq=seq, kind=kind, purposes=purposes, gpc=False, channel="web", locale="en-GB",
             evidence=None, created_at=utcnow(), prev_hash=prev.hash if prev else None)
         event.hash = content_hash(event)

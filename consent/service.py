@@ -6,7 +6,6 @@ import hashlib
 import json
 import random
 import time
-import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from service.config import Settings
 from service.crypto import KeyMaterial
 from service.db import RawConnection, compact_json, utcnow
 from service.errors import Conflict, Invalid, NotFound
+from service.ids import uuid7
 from service.tenancy import Principal
 
 CHAIN_RETRIES = 20
@@ -317,7 +317,7 @@ def _new_event(ctx: Context, policy: PolicyView, version: VersionRow, subject: s
                kind: str, purposes: dict[str, bool], *, gpc: bool, gpc_denied: list[str], channel: str,
                locale: str | None, evidence: dict[str, Any] | None) -> ConsentEvent:
     """The next event of the subject's chain after `tail` (seq, hash), hashed and with its signed receipt."""
-    event_id = str(uuid.uuid4())
+    event_id = uuid7()  # time-ordered: the primary key and the audit index grow at their right edge
     event = ConsentEvent(
         id=event_id, app_id=ctx.principal.app_id, policy_id=policy.id, version_id=version.id,
         subject=subject, seq=tail[0] + 1 if tail else 1, kind=kind, purposes=purposes, gpc=gpc,
