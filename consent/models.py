@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import Base, utcnow
@@ -65,10 +65,8 @@ class ConsentEvent(Base):
     """
 
     __tablename__ = "consent_events"
-    __table_args__ = (
-        UniqueConstraint("subject", "seq"),
-        Index("ix_consent_events_policy_subject_seq", "policy_id", "subject", "seq"),
-    )
+    # (subject, seq) also serves the per-policy lookups: a subject's events are few, read newest first.
+    __table_args__ = (UniqueConstraint("subject", "seq"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))

@@ -1,5 +1,8 @@
 """Recording, status, withdrawal and history of consent."""
 
+import uuid
+
+import pytest
 from sqlalchemy import select, text
 
 from consent.models import ConsentEvent
@@ -223,3 +226,39 @@ def test_same_subject_in_two_apps_is_two_pseudonyms(client, make_key, consent, d
     consent("shared-user", hdrs=other)
     subjects = set(db_session.scalars(select(ConsentEvent.subject)))
     assert len(subjects) == 2
+
+
+def test_status_and_withdrawal_are_per_policy_for_a_subject_under_two_policies(client, headers, consent):
+    terms = {"key": "terms", "title": "Terms", "purposes": [{"key": "core", "description": "d", "required": True},
+                                                            {"key": "news", "description": "Newsletter"}]}
+    assert client.post("/v1/policies", json=terms, headers=headers).status_code == 201
+    client.post("/v1/policies/terms/versions", json={"version": "7", "text": "t", "material": True},
+                headers=headers)
+    consent("user-1", analytics=True)
+    body = {"subject_id": "user-1", "policy": "terms", "version": "7", "purposes": {"core": True, "news": True},
+            "channel": "web", "locale": "en"}
+    r = client.post("/v1/consents", json=body, headers=headers)
+    assert r.status_code == 201, r.json
+    r = client.post("/v1/consents/withdraw", json={"subject_id": "user-1", "policy": "privacy"}, headers=headers)
+    assert r.status_code == 200, r.json
+    # The subject's newest event is now the privacy withdrawal; terms must still answer from its own event.
+    r = client.get("/v1/consents/status?subject_id=user-1&policy=terms", headers=headers)
+    assert r.json["consent_required"] is False and r.json["purposes"] == {"core": True, "news": True}
+    assert status(client, headers, "user-1")["reason"] == "withdrawn"
+
+
+def test_event_ids_are_time_ordered(consent):
+    first, second = consent("user-1").json["id"], consent("user-2").json["id"]
+    assert uuid.UUID(first).version == 7 and first < second
+
+
+@pytest.mark.postgres_only
+def test_receipts_are_stored_without_compression(consent, db_session):
+    """A signed receipt is mostly base64 and barely compresses: PostgreSQL is told not to try (migration 0005),
+    which also holds for receipts compression would have shrunk enough to keep."""
+    storage = db_session.scalar(text("SELECT attstorage FROM pg_attribute "
+                                     "WHERE attrelid = 'consent_events'::regclass AND attname = 'receipt'"))
+    assert storage == "e"  # EXTERNAL: out of line when large, never compressed
+    event_id = consent("user-1").json["id"]
+    assert db_session.scalar(text("SELECT pg_column_compression(receipt) FROM consent_events WHERE id = :id"),
+                             {"id": event_id}) is None
