@@ -573,6 +573,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 < args.small < args.subjects:
         parser.error("need 0 < --small < --subjects")
+    if not os.access(args.wrk, os.X_OK):  # before minutes of seeding, not after
+        parser.error(f"no wrk at {args.wrk}: install it (Debian: apt-get install wrk) or pass --wrk")
     return args
 
 
