@@ -465,6 +465,12 @@ def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], larg
     if busiest > 0.05:
         print(f"\nNOTE: processes outside the benchmark used up to {100 * busiest:.0f}% of the CPU during a figure; "
               "the figures are disturbed: re-run on an idle machine.")
+    # The same endpoint measured twice: what the "other CPU" column cannot see from inside the VM (a host that
+    # changed speed, a neighbour's load) shows as a spread here, and every ratio carries it.
+    spread = 1 - min(b.rps for b in bares) / bare.rps
+    if spread > 0.10:
+        print(f"\nNOTE: the two bare figures differ by {100 * spread:.0f}%: the baseline moved during the run "
+              "and the ratios are that uncertain. Re-run, and compare runs.")
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
