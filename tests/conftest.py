@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +24,40 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 
 
-def pg_admin(statement: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(statement))
-    admin.dispose()
+def _admin(admin_url: str, statement: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def scratch_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """An empty database `name` on the server of `admin_url` (PostgreSQL or MariaDB), dropped afterwards, so runs
+    on a long-lived machine do not pile databases up. Yields its URL."""
+    # FORCE: apps' pools may still hold connections when PostgreSQL drops it.
+    drop = f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if admin_url.startswith("postgresql") else "")
+    _admin(admin_url, drop)
+    _admin(admin_url, f"CREATE DATABASE {name}")
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(admin_url, drop)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated, empty database on each backend; the whole suite runs once per backend. The PostgreSQL one is
-    dropped afterwards, so runs on a long-lived machine do not pile databases up."""
+    """A migrated, empty database on each backend; the whole suite runs once per backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
         command.upgrade(alembic_config(url), "head")
         yield url
         return
-    name = f"privacy_test_{os.getpid()}"
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    pg_admin(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    command.upgrade(alembic_config(url), "head")
-    yield url
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # FORCE: apps' pools may still hold connections
+    with scratch_database(f"privacy_test_{os.getpid()}") as url:
+        command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 @pytest.fixture(autouse=True)

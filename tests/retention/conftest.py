@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy.engine import make_url
 
 from service import create_app
 from service.stores import demo
 from service.stores.registry import DEMO_ESTATE
-from tests.conftest import PG_ADMIN_URL, _truncate, pg_admin
+from tests.conftest import _truncate, scratch_database
 
 # Other suites flush their Redis databases; retention's workers and sessions store use one of their own.
 RETENTION_REDIS_URL = os.environ.get("TEST_RETENTION_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -55,16 +54,11 @@ def estate_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     """The estate's configuration; on the PostgreSQL backend its sql store is a PostgreSQL database too."""
     env = {"PRIVACY_CONFIG": str(write_config(tmp_path_factory.mktemp("retention-config"))),
            "RETENTION_SESSIONS_URL": RETENTION_REDIS_URL}
-    name = None
-    if database_url.startswith("postgresql"):
-        name = f"retention_estate_{os.getpid()}"
-        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        pg_admin(f'CREATE DATABASE "{name}"')
-        env["DEMO_PHOTOS_DATABASE_URL"] = make_url(PG_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False)
-    yield env
-    if name is not None:
-        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if not database_url.startswith("postgresql"):
+        yield env
+        return
+    with scratch_database(f"retention_estate_{os.getpid()}") as url:
+        yield {**env, "DEMO_PHOTOS_DATABASE_URL": url}
 
 
 @pytest.fixture

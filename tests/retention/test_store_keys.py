@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from redis import Redis
-from sqlalchemy.engine import make_url
 
 from service.stores.files import FileStore
 from service.stores.options import StoreContext
 from service.stores.redis_keys import RedisStore
 from service.stores.sql import SqlStore
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, scratch_database
 from tests.retention.conftest import RETENTION_REDIS_URL
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -28,35 +28,19 @@ class Boom(Exception):
     pass
 
 
-def _fresh(admin_url: str, name: str, force: str) -> str:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop(admin_url: str, name: str, force: str) -> None:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
-    admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def sql_url(request, tmp_path):
     name = f"retention_keys_{os.getpid()}"
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'keys.sqlite3'}"
         return
-    admin, force = (PG_ADMIN_URL, " WITH (FORCE)") if request.param == "postgresql" else (MARIADB_ADMIN_URL, "")
-    try:
-        url = _fresh(admin, name, force)
-    except sa.exc.OperationalError:
-        pytest.skip(f"{request.param} is not reachable")
-    yield url
-    _drop(admin, name, force)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(
+                name, PG_ADMIN_URL if request.param == "postgresql" else MARIADB_ADMIN_URL))
+        except sa.exc.OperationalError:
+            pytest.skip(f"{request.param} is not reachable")
+        yield url
 
 
 def _sql_store(url: str, tmp_path, erase: str) -> SqlStore:

@@ -9,11 +9,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 
 from service.cli import alembic_config
 from service.db import Base, load_models
-from tests.conftest import BACKENDS, PG_ADMIN_URL, pg_admin
+from tests.conftest import BACKENDS, scratch_database
 
 
 def _differences(url: str) -> list[object]:
@@ -35,11 +34,8 @@ def empty_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'chain.sqlite3'}"
         return
-    name = f"privacy_migrations_{os.getpid()}"
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    pg_admin(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(f"privacy_migrations_{os.getpid()}") as url:
+        yield url
 
 
 def test_every_migration_downgrades_and_upgrades_again(empty_url):

@@ -10,33 +10,17 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from service.stores.options import StoreContext
-from tests.conftest import BACKENDS, PG_ADMIN_URL
+from tests.conftest import BACKENDS, scratch_database
 
 MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 STORES_REDIS_URL = os.environ.get("TEST_STORES_REDIS_URL", "redis://127.0.0.1:6379/13")
 HASH_KEY = bytes(range(32))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SQL_BACKENDS = [*BACKENDS, "mariadb"]
-
-
-def _fresh_database(admin_url: str, name: str, force: str = "") -> str:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(admin_url: str, name: str, force: str = "") -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-    admin.dispose()
 
 
 def _mariadb_reachable() -> bool:
@@ -57,15 +41,13 @@ def sql_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('stores') / 'estate.sqlite3'}"
     elif request.param == "postgresql":
-        url = _fresh_database(PG_ADMIN_URL, name, " WITH (FORCE)")
-        yield url
-        _drop_database(PG_ADMIN_URL, name, " WITH (FORCE)")
+        with scratch_database(name) as url:
+            yield url
     else:
         if not _mariadb_reachable():
             pytest.skip(f"MariaDB is not reachable at {make_url(MARIADB_ADMIN_URL).host}")
-        url = _fresh_database(MARIADB_ADMIN_URL, name)
-        yield url
-        _drop_database(MARIADB_ADMIN_URL, name)
+        with scratch_database(name, MARIADB_ADMIN_URL) as url:
+            yield url
 
 
 @pytest.fixture
