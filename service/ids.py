@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 
+_MS = (1 << 48) - 1
 _RAND_B = (1 << 62) - 1
 
 
@@ -20,6 +21,7 @@ def uuid7() -> str:
     millisecond, which every record carrying one states anyway.
     """
     ms, sub_ms = divmod(time.time_ns(), 1_000_000)
-    value = ((ms & (1 << 48) - 1) << 80 | 0x7 << 76 | (sub_ms * 4096 // 1_000_000) << 64
-             | 0b10 << 62 | int.from_bytes(os.urandom(8), "big") & _RAND_B)
-    return str(uuid.UUID(int=value))
+    rand_a = sub_ms * 4096 // 1_000_000  # the fraction of the millisecond, in 12 bits
+    rand_b = int.from_bytes(os.urandom(8), "big") & _RAND_B
+    # Fields from the top: unix_ts_ms (48), version 7 (4), rand_a (12), variant 0b10 (2), rand_b (62).
+    return str(uuid.UUID(int=(ms & _MS) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b))
