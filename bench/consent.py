@@ -419,15 +419,39 @@ def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace, env: d
                 p99_ms=data["p99_us"] / 1000, requests=data["requests"], errors=errors, created=data["created"])
 
 
+def median_window(loads: list[Load]) -> Load:
+    """The window of median throughput, with its latencies; requests, 201s and errors summed over all windows."""
+    errors: dict[str, int] = {}
+    for load in loads:
+        for kind, count in load.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    middle = sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
+    return dataclasses.replace(middle, requests=sum(load.requests for load in loads), errors=errors,
+                               created=sum(load.created for load in loads))
+
+
+def windows(url: str, script: Path, args: argparse.Namespace, env: dict[str, str], pgid: int,
+            conninfo: str | None, runs: list[dict[str, str]] | None = None) -> Load:
+    """`--repeat` measured windows after the warm-up, as one figure (`median_window`); `runs` gives each window
+    its own environment."""
+    with OtherCpu(pgid, conninfo) as other:
+        loads = [wrk(url, script, args.duration, args, {**env, **(runs[i] if runs else {})})
+                 for i in range(args.repeat)]
+    return dataclasses.replace(median_window(loads), other_cpu=other.share)
+
+
+def _windows_note(args: argparse.Namespace) -> str:
+    return f", median of {args.repeat} windows" if args.repeat > 1 else ""
+
+
 def measure(name: str, server: Server, path: str, script: Path, args: argparse.Namespace, env: dict[str, str],
             conninfo: str | None = None) -> Load:
     wrk(server.base + path, script, args.warmup, args, env)
-    with OtherCpu(server.pgid, conninfo) as other:
-        load = wrk(server.base + path, script, args.duration, args, env)
-    load = dataclasses.replace(load, other_cpu=other.share)
+    load = windows(server.base + path, script, args, env, server.pgid, conninfo)
     note = f", errors {load.errors}" if load.errors else ""
     print(f"  {name}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms "
-          f"({load.requests:,} requests{note}; other processes {100 * load.other_cpu:.0f}% CPU)", flush=True)
+          f"({load.requests:,} requests{note}{_windows_note(args)}; other processes {100 * load.other_cpu:.0f}% "
+          "CPU)", flush=True)
     return load
 
 
@@ -445,8 +469,9 @@ def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], larg
             *((f"status @ {args.small:,} subjects ({i})", small) for i, small in enumerate(smalls, start=1)),
             (f"status @ {args.subjects:,} subjects", large),
             ("record POST /v1/consents", record)]
+    per_figure = f"{args.duration:g} s" + (f" (median of {args.repeat} windows)" if args.repeat > 1 else "")
     print(f"\ngunicorn --workers {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} "
-          f"-c{args.connections}; {args.duration:g} s per figure after {args.warmup:g} s warm-up; "
+          f"-c{args.connections}; {per_figure} per figure after {args.warmup:g} s warm-up; "
           f"{os.cpu_count()} CPUs\n")
     print(f"{'measurement':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rps ratio':>11}{'other CPU':>11}")
     for name, load in rows:
@@ -504,7 +529,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                         {**load_env, "BENCH_SUBJECTS": str(args.subjects)}, conninfo)
         record, since = measure_record(server, scripts["record"], args, load_env, conninfo)
     bares.append(measure_bare(args, env, work, scripts["ping"], "bare (after)"))
-    integrity = check_integrity(config, since, record, args.connections)
+    integrity = check_integrity(config, since, record, args.connections * args.repeat)
     report(args, bares, smalls, large, record, integrity)
 
 
@@ -521,21 +546,22 @@ def measure_record(server: Server, script: Path, args: argparse.Namespace, env: 
     wrk(server.base + "/v1/consents", script, args.warmup, args, {**env, "BENCH_RUN": "warm"})
     time.sleep(1)  # let requests cut off by the end of the warm-up finish before drawing the line
     since = utcnow()
-    with OtherCpu(server.pgid, conninfo) as other:
-        record = wrk(server.base + "/v1/consents", script, args.duration, args, {**env, "BENCH_RUN": "run"})
-    record = dataclasses.replace(record, other_cpu=other.share)
+    # A run name per window: the subjects are new in every window, so a second row for one is a duplicate.
+    record = windows(server.base + "/v1/consents", script, args, env, server.pgid, conninfo,
+                     [{"BENCH_RUN": f"run{i}"} for i in range(args.repeat)])
     time.sleep(1)
     note = f", errors {record.errors}" if record.errors else ""
     print(f"  record: {record.rps:,.0f} req/s, p50 {record.p50_ms:.2f} ms, p99 {record.p99_ms:.2f} ms "
-          f"({record.requests:,} requests, {record.created:,} answered 201{note}; "
+          f"({record.requests:,} requests, {record.created:,} answered 201{note}{_windows_note(args)}; "
           f"other processes {100 * record.other_cpu:.0f}% CPU)", flush=True)
     return record, since
 
 
 def check_integrity(config: dict[str, str], since: Any, record: Load, connections: int) -> str:
     """Rows against 201s. Every request carries a new subject, so a subject with two rows is a duplicate;
-    a 201 without a row is lost. wrk stops with up to one request per connection still in flight: the server
-    completes those without wrk counting the 201, so up to `connections` extra rows are expected."""
+    a 201 without a row is lost. Each wrk window stops with up to one request per connection still in flight:
+    the server completes those without wrk counting the 201, so up to `connections` (summed over the windows)
+    extra rows are expected."""
     counts = ledger_counts(config["DATABASE_URL"], since)
     lost = max(0, record.created - counts["rows"])
     duplicated = counts["rows"] - counts["subjects"]
@@ -567,6 +593,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # A service worker's third full garbage collection (60-160 ms) comes some 7 s into load, once its heap has
     # grown with first use; a shorter warm-up puts that one-off pause into the first status figure's p99.
     parser.add_argument("--warmup", type=float, default=10, help="seconds of load before each figure")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measured windows per figure; the figure is the window of median throughput")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
     parser.add_argument("--wrk-threads", type=int, default=1)
@@ -579,6 +607,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 < args.small < args.subjects:
         parser.error("need 0 < --small < --subjects")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not os.access(args.wrk, os.X_OK):  # before minutes of seeding, not after
         parser.error(f"no wrk at {args.wrk}: install it (Debian: apt-get install wrk) or pass --wrk")
     return args
