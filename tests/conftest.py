@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from service.tenancy import create_app_tenant, create_key
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+# The sql store plugin's third backend: its tests run when this server answers and are skipped otherwise.
+MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 def _admin(admin_url: str, statement: str) -> None:
@@ -31,6 +34,18 @@ def _admin(admin_url: str, statement: str) -> None:
             conn.execute(text(statement))
     finally:
         admin.dispose()
+
+
+@cache
+def mariadb_reachable() -> bool:
+    try:
+        engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
+        return False
 
 
 @contextmanager

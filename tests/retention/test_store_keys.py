@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from redis import Redis
+from sqlalchemy.engine import make_url
 
 from service.stores.files import FileStore
 from service.stores.options import StoreContext
 from service.stores.redis_keys import RedisStore
 from service.stores.sql import SqlStore
-from tests.conftest import PG_ADMIN_URL, scratch_database
+from tests.conftest import MARIADB_ADMIN_URL, PG_ADMIN_URL, mariadb_reachable, scratch_database
 from tests.retention.conftest import RETENTION_REDIS_URL
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=30)
-MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 class Boom(Exception):
@@ -34,12 +33,9 @@ def sql_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'keys.sqlite3'}"
         return
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(scratch_database(
-                name, PG_ADMIN_URL if request.param == "postgresql" else MARIADB_ADMIN_URL))
-        except sa.exc.OperationalError:
-            pytest.skip(f"{request.param} is not reachable")
+    if request.param == "mariadb" and not mariadb_reachable():
+        pytest.skip(f"MariaDB is not reachable at {make_url(MARIADB_ADMIN_URL).host}")
+    with scratch_database(name, PG_ADMIN_URL if request.param == "postgresql" else MARIADB_ADMIN_URL) as url:
         yield url
 
 

@@ -10,28 +10,15 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from service.stores.options import StoreContext
-from tests.conftest import BACKENDS, scratch_database
+from tests.conftest import BACKENDS, MARIADB_ADMIN_URL, mariadb_reachable, scratch_database
 
-MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 STORES_REDIS_URL = os.environ.get("TEST_STORES_REDIS_URL", "redis://127.0.0.1:6379/13")
 HASH_KEY = bytes(range(32))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SQL_BACKENDS = [*BACKENDS, "mariadb"]
-
-
-def _mariadb_reachable() -> bool:
-    try:
-        engine = create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable here"
-        return False
 
 
 @pytest.fixture(scope="session", params=SQL_BACKENDS)
@@ -44,7 +31,7 @@ def sql_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         with scratch_database(name) as url:
             yield url
     else:
-        if not _mariadb_reachable():
+        if not mariadb_reachable():
             pytest.skip(f"MariaDB is not reachable at {make_url(MARIADB_ADMIN_URL).host}")
         with scratch_database(name, MARIADB_ADMIN_URL) as url:
             yield url
