@@ -174,7 +174,7 @@ url_env = "BENCH_STORE_URL"
     logging.getLogger("privacy.access").setLevel(logging.WARNING)
     with app.extensions["db"].session() as session:
         create_app_tenant(session, "bench")
-        _, secret = create_key(session, "bench", frozenset({"retention:manage"}))
+        _, secret = create_key(session, "bench", frozenset({"platform:retention"}))
     headers = {"Authorization": f"Bearer {secret}"}
     client = app.test_client()
     r = client.post("/v1/retention/policies", headers=headers, json={

@@ -14,7 +14,7 @@ from service.auth import current_principal, require_scope
 
 blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention policies, destruction runs and their certificates")
-SCOPE = "retention:manage"
+SCOPE = "platform:retention"  # retention spans every app's data: a company-wide scope (service.tenancy)
 
 
 def _db() -> Any:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from service.tenancy import Principal, authenticate
+from service.tenancy import PLATFORM_SCOPES, Principal, authenticate
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CACHE_LIMIT = 10_000
@@ -85,14 +85,17 @@ def _authenticate_request() -> Principal:
 
 
 def require_scope(scope: str) -> Callable[[F], F]:
-    """Guard a view: 401 without a valid key, 403 without `scope` (or `admin`)."""
+    """Guard a view: 401 without a valid key, 403 without `scope` (or `admin`, when `scope` is an app scope)."""
+    lacks = f"this API key lacks the {scope!r} scope"
+    if scope in PLATFORM_SCOPES:
+        lacks += " (a company-wide scope, which an app's admin does not imply)"
 
     def decorator(func: F) -> F:
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = _authenticate_request()
             if not principal.has(scope):
-                abort(403, message=f"this API key lacks the {scope!r} scope")
+                abort(403, message=lacks)
             g.principal = principal
             return func(*args, **kwargs)
 

@@ -124,17 +124,18 @@ def keys_rotate_field() -> None:
 @demo_cli.command("setup")
 @click.option("--slug", default="demo", show_default=True)
 def demo_setup(slug: str) -> None:
-    """Create the demo app when missing and print a new key with every scope (never use in production)."""
+    """Create the demo app when missing and print a new key with every scope, the company-wide platform scopes
+    included, so one key does the README's whole walk-through (never use in production)."""
     from sqlalchemy import select
 
-    from service.tenancy import SCOPES, App
+    from service.tenancy import APP_SCOPES, PLATFORM_SCOPES, App
 
     if current_app.config["SETTINGS"].production:
         raise click.ClickException("demo setup is disabled in production")
     with current_app.extensions["db"].session() as session:
         if session.scalar(select(App.id).where(App.slug == slug)) is None:
             create_app_tenant(session, slug, "Demo product")
-        row, secret = create_key(session, slug, SCOPES, "demo")
+        row, secret = create_key(session, slug, APP_SCOPES | PLATFORM_SCOPES, "demo")
         audit.record(session, app_id=row.app_id, actor="cli:demo setup", action="key.created",
                      resource_type="api_key", resource_id=row.key_id, details={"scopes": row.scopes})
     click.echo(f"\nDemo app {slug!r}. API key (shown once):\n\n    export KEY={secret}\n")

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.db import Base, utcnow
 
-SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "retention:manage", "admin"})
+# An app's scopes act on that app's own data only; `admin` implies every one of them.
+APP_SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "admin"})
+# Company-wide scopes: retention and the store registry span every app's data, so no app's `admin` implies them.
+# platform:read reads the stores and the data map; platform:retention manages retention policies and runs.
+PLATFORM_SCOPES = frozenset({"platform:read", "platform:retention"})
+SCOPES = APP_SCOPES | PLATFORM_SCOPES
+# Scopes that no longer exist, with what replaced them (migration 0008 rewrote the keys that held them).
+RENAMED = {"retention:manage": "platform:retention"}
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KEY_PREFIX = "psk"
 
@@ -51,7 +58,8 @@ class Principal:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        """Whether the key holds `scope`; `admin` stands for every app scope, never for a platform scope."""
+        return scope in self.scopes or ("admin" in self.scopes and scope in APP_SCOPES)
 
 
 class TenancyError(ValueError):
@@ -78,7 +86,8 @@ def parse_scopes(text: str) -> frozenset[str]:
     scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
     unknown = scopes - SCOPES
     if not scopes or unknown:
-        raise TenancyError(f"scopes: unknown {sorted(unknown)}; choose from {sorted(SCOPES)}")
+        renamed = "".join(f"; {old} is now {RENAMED[old]}" for old in sorted(unknown & RENAMED.keys()))
+        raise TenancyError(f"scopes: unknown {sorted(unknown)}; choose from {sorted(SCOPES)}{renamed}")
     return scopes
 
 

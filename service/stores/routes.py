@@ -44,19 +44,19 @@ def _registry() -> Registry:
 
 
 @blp.get("/stores")
-@require_scope("dsar:manage")
+@require_scope("platform:read")
 @blp.response(200, StoreOut(many=True))
 def list_stores() -> Any:
-    """Every registered store with its categories, identity types and health (scope dsar:manage or admin)."""
+    """Every registered store with its categories, identity types and health (scope platform:read)."""
     return [{**store.describe().as_dict(), "health": check(store)} for store in _registry()]
 
 
 @blp.get("/datamap")
-@require_scope("dsar:manage")
+@require_scope("platform:read")
 @blp.response(200, DataMapOut)
 def get_datamap() -> Any:
     """Which categories of personal data live in which stores, and the retention policy applied to each
-    (scope dsar:manage or admin)."""
+    (scope platform:read)."""
     from retention.views import datamap_lookup
 
     with current_app.extensions["db"].sessions() as session:

@@ -21,7 +21,7 @@ from tests.conftest import _truncate, scratch_database
 # Other suites flush their Redis databases; retention's workers and sessions store use one of their own.
 RETENTION_REDIS_URL = os.environ.get("TEST_RETENTION_REDIS_URL", "redis://127.0.0.1:6379/11")
 PEOPLE, SEED = 40, 5151
-MANAGE = "retention:manage"
+MANAGE = "platform:retention"
 
 ESTATE_TOML = f"""
 include_stores = ["{DEMO_ESTATE}"]

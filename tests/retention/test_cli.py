@@ -66,7 +66,7 @@ def test_datamap_shows_each_categorys_policy_and_last_run(ret_app, seeded, polic
     client = ret_app.test_client()
     run = client.post("/v1/retention/runs", json={}, headers=headers).json  # in-process: done on return
     assert run["state"] == "succeeded"
-    datamap = client.get("/v1/datamap", headers=make_key("ops", "dsar:manage")).json
+    datamap = client.get("/v1/datamap", headers=make_key("ops", "platform:read")).json
     places = {(loc["store"], c["category"]): loc["retention"] for c in datamap["categories"]
               for loc in c["locations"]}
     logs = places[("cloud-photos", "device_log")]

@@ -47,7 +47,7 @@ def start(base_config, estate_env, tmp_path):
 
 
 def test_declared_policies_are_synced_and_shown_with_their_origin(start, make_key, policy):
-    headers = make_key("ops", "retention:manage")
+    headers = make_key("ops", "platform:retention")
     app = start(LOGS.format(retain_for="P90D") + ORDERS)
     client = app.test_client()
     policy("sessions", "sessions", "P30D")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 
 def test_stores_lists_each_store_with_its_health(client, make_key):
-    r = client.get("/v1/stores", headers=make_key("ops", "dsar:manage"))
+    r = client.get("/v1/stores", headers=make_key("ops", "platform:read"))
     assert r.status_code == 200
     by_name = {s["name"]: s for s in r.json}
     assert by_name["cloud-photos"] == {
@@ -16,15 +16,16 @@ def test_stores_lists_each_store_with_its_health(client, make_key):
     assert by_name["uploads"]["categories"] == ["photos", "avatars"]
 
 
-def test_stores_and_datamap_need_dsar_manage_or_admin(client, make_key):
+def test_stores_and_datamap_need_platform_read(client, make_key):
     for path in ("/v1/stores", "/v1/datamap"):
         assert client.get(path).status_code == 401
         assert client.get(path, headers=make_key("app-a", "consent:read")).status_code == 403
-        assert client.get(path, headers=make_key("root", "admin")).status_code == 200
+        assert client.get(path, headers=make_key("app-a", "admin,dsar:manage")).status_code == 403
+        assert client.get(path, headers=make_key("root", "platform:read")).status_code == 200
 
 
 def test_datamap_shows_where_each_category_lives(client, make_key):
-    r = client.get("/v1/datamap", headers=make_key("ops", "dsar:manage"))
+    r = client.get("/v1/datamap", headers=make_key("ops", "platform:read"))
     assert r.status_code == 200
     places = {c["category"]: c["locations"] for c in r.json["categories"]}
     assert places["photos"] == [{"store": "cloud-photos", "plugin": "sql", "retention": None},
