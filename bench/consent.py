@@ -31,7 +31,6 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DB_NAME = "bench_consent"
@@ -267,16 +266,6 @@ def ledger_counts(url: str, since: Any) -> dict[str, int]:
     return {"rows": row[0], "subjects": row[1], "chained": row[2], "audited": audited[0]}
 
 
-class _StreamingSession(Session):
-    """consent.ledger.verify calls expunge_all() between chains while a yield_per stream is still loading into
-    the identity map; expunge_all() replaces that map and SQLAlchemy then refuses every further row, so any
-    ledger over one batch (2,000 events) fails. Expunging object by object frees the memory and keeps the map."""
-
-    def expunge_all(self) -> None:
-        for obj in list(self.identity_map.values()):
-            self.expunge(obj)
-
-
 def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
     """consent.ledger.verify over the whole table: (breaks, first break, seconds)."""
     from consent.ledger import verify
@@ -284,7 +273,7 @@ def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
 
     db = Database(config["DATABASE_URL"])
     began, breaks, first = time.monotonic(), 0, None
-    with _StreamingSession(db.engine) as session:
+    with db.sessions() as session:
         for found in verify(session):
             breaks += 1
             first = first or str(found)

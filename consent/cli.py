@@ -13,11 +13,13 @@ ledger_cli = AppGroup("ledger", help="The append-only consent ledger.")
 
 @ledger_cli.command("verify")
 @click.option("--all", "show_all", is_flag=True, help="List every break, not only the first.")
-def ledger_verify(show_all: bool) -> None:
+@click.option("--batch", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Events read per round trip.")
+def ledger_verify(show_all: bool, batch: int) -> None:
     """Exit 0 when every chain is intact; otherwise print the first broken event and exit 1."""
     with current_app.extensions["db"].sessions() as session:
         breaks = 0
-        for found in verify(session):
+        for found in verify(session, batch=batch):
             breaks += 1
             click.echo(f"BROKEN: {found}", err=True)
             if not show_all:
