@@ -6,11 +6,14 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from service.fields import Text, Url
+
 KEY = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,99}$", error="use 1-100 lowercase letters, digits, '_', '.', '-'")
 # BCP 47 language tag, loosely: language[-script][-region][-variants]
 LOCALE = validate.Regexp(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$", error="expected a BCP 47 language tag")
 DURATION = validate.Regexp(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$",
                            error="expected an ISO 8601 duration such as P2Y or P180D")
+CHANNEL = validate.Regexp(r"^[a-z0-9_-]{1,40}$", error="use 1-40 of a-z, 0-9, '_', '-'")
 SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="expected 64 lowercase hex digits")
 LAWFUL_BASES = ("consent", "contract", "legal_obligation", "vital_interests", "public_task",
                 "legitimate_interests")
@@ -22,19 +25,19 @@ def StrictBool(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a fi
 
 
 class PurposeIn(Schema):
-    key = fields.String(required=True, validate=KEY)
-    description = fields.String(required=True, validate=validate.Length(1, 2000))
+    key = Text(100, required=True, validate=KEY)
+    description = Text(2000, required=True, multiline=True)
     required = StrictBool(load_default=False)
     honors_gpc = StrictBool(load_default=False)
-    lawful_basis = fields.String(load_default="consent", validate=validate.OneOf(LAWFUL_BASES))
-    retention = fields.String(load_default=None, validate=DURATION)
-    pii_categories = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=list)
-    third_party = fields.String(load_default=None, validate=validate.Length(1, 200))
+    lawful_basis = Text(40, load_default="consent", validate=validate.OneOf(LAWFUL_BASES))
+    retention = Text(40, load_default=None, validate=DURATION)  # the column's width
+    pii_categories = fields.List(Text(100), load_default=list)
+    third_party = Text(200, load_default=None)
 
 
 class PolicyIn(Schema):
-    key = fields.String(required=True, validate=KEY)
-    title = fields.String(required=True, validate=validate.Length(1, 300))
+    key = Text(100, required=True, validate=KEY)
+    title = Text(300, required=True)
     purposes = fields.List(fields.Nested(PurposeIn), required=True, validate=validate.Length(1, 100))
 
 
@@ -50,11 +53,11 @@ class PurposeOut(Schema):
 
 
 class VersionIn(Schema):
-    version = fields.String(required=True, validate=validate.Length(1, 50))
+    version = Text(50, required=True)
     effective_at = fields.AwareDateTime(load_default=None, metadata={"description": "default: now"})
-    text = fields.String(load_default=None, validate=validate.Length(1, 1_000_000))
-    url = fields.Url(load_default=None, schemes={"https", "http"})
-    sha256 = fields.String(load_default=None, validate=SHA256)
+    text = Text(1_000_000, load_default=None, multiline=True)
+    url = Url(2000, load_default=None, schemes={"https", "http"})
+    sha256 = Text(64, load_default=None, validate=SHA256)
     material = StrictBool(required=True)
 
     @validates_schema
@@ -84,18 +87,16 @@ class PolicyOut(Schema):
 
 class EvidenceIn(Schema):
     ip = fields.IP(load_default=None)
-    user_agent = fields.String(load_default=None, validate=validate.Length(max=1000))
+    user_agent = Text(1000, min_length=None, load_default=None)
 
 
 class ConsentIn(Schema):
-    subject_id = fields.String(required=True, validate=validate.Length(1, 255))
-    policy = fields.String(required=True, validate=KEY)
-    version = fields.String(required=True, validate=validate.Length(1, 50))
-    purposes = fields.Dict(keys=fields.String(validate=validate.Length(1, 100)), values=StrictBool(),
-                           required=True)
-    channel = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_-]{1,40}$",
-                                                                    error="use 1-40 of a-z, 0-9, '_', '-'"))
-    locale = fields.String(required=True, validate=LOCALE)
+    subject_id = Text(255, required=True)
+    policy = Text(100, required=True, validate=KEY)
+    version = Text(50, required=True)
+    purposes = fields.Dict(keys=Text(100), values=StrictBool(), required=True)
+    channel = Text(40, required=True, validate=CHANNEL)
+    locale = Text(35, required=True, validate=LOCALE)  # the column's width
     evidence = fields.Nested(EvidenceIn, load_default=None)
     gpc = StrictBool(load_default=False)
 
@@ -112,8 +113,8 @@ class ConsentOut(Schema):
 
 
 class StatusQuery(Schema):
-    subject_id = fields.String(required=True, validate=validate.Length(1, 255))
-    policy = fields.String(required=True, validate=KEY)
+    subject_id = Text(255, required=True)
+    policy = Text(100, required=True, validate=KEY)
 
 
 class StatusOut(Schema):
@@ -126,11 +127,11 @@ class StatusOut(Schema):
 
 
 class WithdrawIn(Schema):
-    subject_id = fields.String(required=True, validate=validate.Length(1, 255))
-    policy = fields.String(required=True, validate=KEY)
-    purposes = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=None,
-                           validate=validate.Length(min=1), metadata={"description": "default: all"})
-    channel = fields.String(load_default=None, validate=validate.Regexp(r"^[a-z0-9_-]{1,40}$"))
+    subject_id = Text(255, required=True)
+    policy = Text(100, required=True, validate=KEY)
+    purposes = fields.List(Text(100), load_default=None, validate=validate.Length(min=1),
+                           metadata={"description": "default: all"})
+    channel = Text(40, load_default=None, validate=CHANNEL)
 
 
 class WithdrawOut(StatusOut):
@@ -140,7 +141,7 @@ class WithdrawOut(StatusOut):
 
 
 class HistoryQuery(Schema):
-    policy = fields.String(load_default=None, validate=KEY)
+    policy = Text(100, load_default=None, validate=KEY)
 
 
 class EvidenceOut(Schema):

@@ -5,20 +5,21 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from dsar.models import STATES, TYPES
+from service.fields import Email, Text
 
 
 class SubjectIn(Schema):
-    user_id = fields.String(load_default=None, validate=validate.Length(1, 255))
-    email = fields.Email(load_default=None)
-    phone = fields.String(load_default=None, validate=validate.Regexp(r"^\+?[0-9 ()-]{5,30}$",
-                                                                       error="expected a phone number"))
+    user_id = Text(255, load_default=None)
+    email = Email(load_default=None)
+    phone = Text(30, load_default=None, validate=validate.Regexp(r"^\+?[0-9 ()-]{5,30}$",
+                                                                 error="expected a phone number"))
 
 
 class RequestIn(Schema):
-    type = fields.String(required=True, validate=validate.OneOf(TYPES))
+    type = Text(30, required=True, validate=validate.OneOf(TYPES))
     subject = fields.Nested(SubjectIn, required=True)
-    jurisdiction = fields.String(required=True, validate=validate.Length(2, 20))
-    contact_email = fields.Email(load_default=None)
+    jurisdiction = Text(20, min_length=2, required=True)
+    contact_email = Email(load_default=None)
     details = fields.Dict(load_default=None, metadata={"description": "e.g. the corrections of a rectification"})
     verified = fields.Boolean(truthy={True}, falsy={False}, load_default=False,
                               metadata={"description": "only with dsar:manage: the app verified the subject"})
@@ -57,21 +58,21 @@ class RequestOut(Schema):
 
 
 class RequestQuery(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(STATES))
-    type = fields.String(load_default=None, validate=validate.OneOf(TYPES))
+    status = Text(30, load_default=None, validate=validate.OneOf(STATES))
+    type = Text(30, load_default=None, validate=validate.OneOf(TYPES))
     overdue = fields.Boolean(load_default=None)
 
 
 class CodeIn(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="expected 6 digits"))
+    code = Text(6, required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="expected 6 digits"))
 
 
 class ReasonIn(Schema):
-    reason = fields.String(required=True, validate=validate.Length(3, 2000))
+    reason = Text(2000, min_length=3, required=True, multiline=True)
 
 
 class OptionalReasonIn(Schema):
-    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+    reason = Text(2000, min_length=None, load_default=None, multiline=True)
 
 
 class FlagsIn(Schema):
@@ -96,14 +97,14 @@ class TokenOut(Schema):
 
 
 class DownloadQuery(Schema):
-    token = fields.String(required=True, validate=validate.Length(20, 100))
+    token = Text(100, min_length=20, required=True)
 
 
 class HoldIn(Schema):
     subject = fields.Nested(SubjectIn, load_default=None)
-    store = fields.String(load_default=None, validate=validate.Length(1, 100))
-    category = fields.String(load_default=None, validate=validate.Length(1, 100))
-    reason = fields.String(required=True, validate=validate.Length(3, 2000))
+    store = Text(100, load_default=None)
+    category = Text(100, load_default=None)
+    reason = Text(2000, min_length=3, required=True, multiline=True)
     until = fields.AwareDateTime(load_default=None)
 
 

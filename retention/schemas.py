@@ -8,9 +8,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from retention.models import ACTIONS, RUN_STATES, TRIGGERS
 from retention.periods import check_schedule, parse_duration
+from service.fields import Text
 
 KEY = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,99}$", error="use 1-100 lowercase letters, digits, '_', '.', '-'")
-NAME = validate.Length(1, 100)
 
 
 def _duration(value: str) -> None:
@@ -32,28 +32,28 @@ def StrictBool(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a fi
 
 
 class RetentionPolicyIn(Schema):
-    key = fields.String(load_default=None, validate=KEY, metadata={"description": "default: <store>.<category>"})
-    store = fields.String(required=True, validate=NAME)
-    category = fields.String(required=True, validate=NAME)
-    retain_for = fields.String(required=True, validate=_duration,
-                               metadata={"description": "ISO 8601 duration: P180D, P7Y, P1Y6M, PT12H"})
-    action = fields.String(load_default="delete", validate=validate.OneOf(ACTIONS))
-    basis = fields.String(required=True, validate=validate.Length(1, 2000),
-                          metadata={"description": "Why this period: the purpose or the law"})
-    schedule = fields.String(load_default="@daily", validate=_schedule,
-                             metadata={"description": "cron in UTC (5 fields, or 6 with seconds last), or @daily"})
+    key = Text(100, load_default=None, validate=KEY, metadata={"description": "default: <store>.<category>"})
+    store = Text(100, required=True)
+    category = Text(100, required=True)
+    retain_for = Text(40, required=True, validate=_duration,
+                      metadata={"description": "ISO 8601 duration: P180D, P7Y, P1Y6M, PT12H"})
+    action = Text(10, load_default="delete", validate=validate.OneOf(ACTIONS))
+    basis = Text(2000, required=True, multiline=True,
+                 metadata={"description": "Why this period: the purpose or the law"})
+    schedule = Text(100, load_default="@daily", validate=_schedule,
+                    metadata={"description": "cron in UTC (5 fields, or 6 with seconds last), or @daily"})
 
 
 class RetentionPolicyUpdate(Schema):
-    retain_for = fields.String(validate=_duration)
-    action = fields.String(validate=validate.OneOf(ACTIONS))
-    basis = fields.String(validate=validate.Length(1, 2000))
-    schedule = fields.String(validate=_schedule)
+    retain_for = Text(40, validate=_duration)
+    action = Text(10, validate=validate.OneOf(ACTIONS))
+    basis = Text(2000, multiline=True)
+    schedule = Text(100, validate=_schedule)
 
 
 class RetentionPolicyQuery(Schema):
-    store = fields.String(load_default=None)
-    category = fields.String(load_default=None)
+    store = Text(100, load_default=None)
+    category = Text(100, load_default=None)
     enabled = fields.Boolean(load_default=None)
 
 
@@ -93,17 +93,17 @@ class RetentionVersionOut(Schema):
 
 
 class RetentionRunIn(Schema):
-    policy = fields.String(load_default=None, validate=KEY, metadata={"description": "default: every enabled policy"})
+    policy = Text(100, load_default=None, validate=KEY, metadata={"description": "default: every enabled policy"})
     dry_run = StrictBool(load_default=False)
-    from_dry_run = fields.String(load_default=None, validate=validate.Length(36, 36),
-                                 metadata={"description": "run exactly what this dry run previewed (same cutoffs)"})
+    from_dry_run = Text(36, min_length=36, load_default=None,
+                        metadata={"description": "run exactly what this dry run previewed (same cutoffs)"})
 
 
 class RetentionRunQuery(Schema):
-    policy = fields.String(load_default=None)
-    state = fields.String(load_default=None, validate=validate.OneOf(RUN_STATES))
+    policy = Text(100, load_default=None)
+    state = Text(20, load_default=None, validate=validate.OneOf(RUN_STATES))
     dry_run = fields.Boolean(load_default=None)
-    trigger = fields.String(load_default=None, validate=validate.OneOf(TRIGGERS))
+    trigger = Text(20, load_default=None, validate=validate.OneOf(TRIGGERS))
 
 
 class RetentionStepOut(Schema):
