@@ -1,4 +1,4 @@
-"""Consent tables: policies, purposes, versions and the append-only consent ledger."""
+"""Consent tables: policies, purposes, versions, the append-only consent ledger and the record of its checks."""
 
 from __future__ import annotations
 
@@ -84,3 +84,29 @@ class ConsentEvent(Base):
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     receipt: Mapped[str] = mapped_column(Text)
+
+
+class LedgerVerification(Base):
+    """One run of the ledger check (scheduled or from the CLI): what it covered, what it found, and when intact
+    the signed checkpoint (a JWS) that a later incremental run starts from. The ledger is one for every app."""
+
+    __tablename__ = "ledger_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20))  # running, intact, broken, failed, abandoned
+    mode: Mapped[str] = mapped_column(String(20))  # full, incremental
+    trigger: Mapped[str] = mapped_column(String(20))  # cron, cli
+    events_checked: Mapped[int] = mapped_column(default=0)  # events whose hash was recomputed
+    chains_checked: Mapped[int] = mapped_column(default=0)
+    events_covered: Mapped[int | None]  # events the new checkpoint vouches for
+    breaks: Mapped[int] = mapped_column(default=0)
+    # The first break: an event id (or a range of them) and what is wrong there; `first_break_app_id` is the app
+    # the event claims, so that only that app is shown which event (no foreign key: the row may be a forgery).
+    first_break: Mapped[str | None] = mapped_column(String(100))
+    first_break_problem: Mapped[str | None] = mapped_column(String(300))
+    first_break_app_id: Mapped[int | None]
+    base_id: Mapped[int | None]  # the verification whose checkpoint this one was compared with
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(200))  # why a failed run failed (an exception's type)
