@@ -227,3 +227,89 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+# --- a PostgreSQL server of the test's own, to stop and restart -------------------------------------------
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary directory on a free port, which a test may stop, start and restart
+    (never the shared server on 5432). `url` is its database `test`, reachable while the server runs."""
+
+    def __init__(self, bindir: Path, datadir: Path, port: int) -> None:
+        self.bindir, self.datadir, self.port = bindir, datadir, port
+        self.admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        # initdb and postgres refuse to run as root: the cluster belongs to the `postgres` OS user then.
+        user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*user, str(self.bindir / tool), *args], cwd=self.datadir.parent, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} {' '.join(args)} failed: {done.stderr.strip()}")
+
+    def initdb(self) -> None:
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "--no-sync")
+        with (self.datadir / "postgresql.conf").open("a") as conf:  # durability is no concern of a test's server
+            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.datadir}'\nfsync = off\nsynchronous_commit = off\n")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.datadir / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "restart")
+
+    @property
+    def running(self) -> bool:
+        return (self.datadir / "postmaster.pid").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _throwaway_cluster() -> Iterator[ThrowawayPostgres]:
+    import glob
+    import shutil
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if not found:
+        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
+    # Not under pytest's temporary directory: its parents are private to root, and the server runs as postgres.
+    top = Path(tempfile.mkdtemp(prefix="throwaway-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(top, "postgres", "postgres")
+    cluster = ThrowawayPostgres(Path(found[-1]).parent, top / "data", _free_port())
+    try:
+        cluster.initdb()
+        cluster.start()
+        yield cluster
+    finally:
+        if cluster.running:
+            cluster.stop("immediate")
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_postgres(_throwaway_cluster: ThrowawayPostgres) -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of this test's own (see ThrowawayPostgres), running when the test starts, with an
+    empty database `test`; the test may stop, start or restart it."""
+    if not _throwaway_cluster.running:
+        _throwaway_cluster.start()
+    _admin(_throwaway_cluster.admin_url, "DROP DATABASE IF EXISTS test WITH (FORCE)")
+    _admin(_throwaway_cluster.admin_url, "CREATE DATABASE test")
+    yield _throwaway_cluster
+    if not _throwaway_cluster.running:
+        _throwaway_cluster.start()
