@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import sys
 import threading
 import time
 import weakref
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Executable, Integer, MetaData, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -82,10 +85,57 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, json_serializer=compact_json, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it costs a round trip per request on the hot path. A connection broken by a database
-    # restart fails one request, and SQLAlchemy then invalidates the whole pool.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=RECYCLE_SECONDS,
-                         json_serializer=compact_json, hide_parameters=True)
+    # No pre-ping, which costs a round trip per checkout: a connection the server has closed is found by looking
+    # at its socket instead (`_check_alive`, a system call), so a database restart fails no request.
+    engine = create_engine(url, pool_size=5, max_overflow=10, pool_recycle=RECYCLE_SECONDS,
+                           json_serializer=compact_json, hide_parameters=True)
+    event.listen(engine, "checkout", _check_alive)
+    return engine
+
+
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether the server has closed this idle connection (a restart, an administrator, an idle timeout).
+
+    An idle connection's socket has nothing to read until the server sends something, and a server that ends a
+    session sends its reason and closes: readable means gone (or, rarely, an asynchronous notice, for which
+    replacing the connection is harmless). Costs one poll(2), no round trip. A connection cut without the
+    server closing it (a network partition) is not seen here: its next statement fails, and the request 503s.
+    """
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:  # sqlite3: no server
+        return False
+    try:
+        poller = select.poll()
+        poller.register(fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # noqa: BLE001 - closed already, or no socket: as good as gone
+        return True
+
+
+def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection")  # the pool connects afresh
+
+
+# Seconds a client is asked to wait (Retry-After) when the database cannot be reached: a restart takes a few.
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (SQLAlchemy's, or a DBAPI error from an autocommit connection) means the database cannot be
+    reached or is refusing work for now: a lost or refused connection, a server shutting down or starting up,
+    too many connections, SQLite busy. A request meeting it is worth retrying (503), unlike a bad statement."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is not None:  # the server's answer: connection exception, shutting down or starting up, too many
+        return sqlstate.startswith(("08", "57P")) or sqlstate == "53300"
+    psycopg = sys.modules.get("psycopg")  # not imported: not a PostgreSQL error
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True  # psycopg's own, with no SQLSTATE: connecting failed or the connection broke
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 def compact_json(value: Any) -> str:
@@ -169,7 +219,7 @@ class _Owned:
 
     def usable(self) -> bool:
         return (self.pid == os.getpid() and self.close.alive and self.expires >= time.monotonic()
-                and not getattr(self.conn, "closed", False))
+                and not getattr(self.conn, "closed", False) and not closed_by_server(self.conn))
 
     def release(self) -> None:
         """Close it; in a forked child only let go: closing would end the parent's session on the shared socket."""

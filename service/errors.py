@@ -1,11 +1,18 @@
-"""Domain errors raised by service modules (callable without Flask) and rendered as JSON errors by the API."""
+"""Domain errors raised by service modules (callable without Flask) and rendered as JSON errors by the API; an
+unreachable database rendered as 503 with Retry-After."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
 from flask_smorest import abort
+from sqlalchemy.exc import DBAPIError
+
+from service import db
+
+log = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
@@ -34,6 +41,12 @@ class Invalid(DomainError):
 
 
 def register(app: Flask) -> None:
+    def render(status: int, **kwargs: Any) -> Any:
+        try:
+            abort(status, **kwargs)
+        except Exception as http_exc:  # noqa: BLE001 - re-rendered by the Api's JSON handler
+            return app.extensions["api"].handle_http_exception(http_exc)
+
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError) -> Any:
         kwargs: dict[str, Any] = {"message": exc.message}
@@ -41,7 +54,18 @@ def register(app: Flask) -> None:
             kwargs["errors"] = {"json": exc.errors}
         if exc.detail:
             kwargs["detail"] = exc.detail
-        try:
-            abort(exc.status, **kwargs)
-        except Exception as http_exc:  # noqa: BLE001 - re-rendered by the Api's JSON handler
-            return app.extensions["api"].handle_http_exception(http_exc)
+        return render(exc.status, **kwargs)
+
+    def _database_error(exc: Exception) -> Any:
+        if not db.unavailable(exc):
+            raise exc  # a bug, not an outage: Flask answers 500 and logs it
+        # By type only: a message could quote a statement's values.
+        log.warning("database unavailable (%s): answered 503",
+                    type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__)
+        return render(503, message="the database is unavailable; retry shortly",
+                      headers={"Retry-After": str(db.RETRY_AFTER_SECONDS)})
+
+    # SQLAlchemy's errors from sessions and engines, and the driver's own from the hot paths' autocommit
+    # connections (consent.fastpath hands any failure to the Flask route, which meets it again here).
+    app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(app.extensions["db"].engine.dialect.loaded_dbapi.Error, _database_error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 import pytest
@@ -121,15 +120,13 @@ def test_a_connection_killed_under_the_fast_path_is_replaced(app, client, header
     db = app.extensions["db"]
     with db.autocommit() as raw:
         pid = raw.dbapi.info.backend_pid
-    with db.engine.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    # The fast path finds the connection dead, drops it and leaves the request to the route, which reconnects.
+    with db.engine.connect() as conn:  # waits (up to 5 s) for the backend to have gone
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    # The fast path sees the server closed its connection before using it, and answers on a new one itself.
     with caplog.at_level(logging.WARNING, logger="consent.fastpath"):
         r = client.get(f"/v1/consents/status?{QUERY}", headers=headers)
     assert r.status_code == 200 and r.json["reason"] is None
-    warnings = [rec.getMessage() for rec in caplog.records if rec.name == "consent.fastpath"]
-    assert len(warnings) == 1 and re.fullmatch(r"status fast path failed \((AdminShutdown|OperationalError)\); "
-                                                r"the Flask route answers", warnings[0])
+    assert [rec.getMessage() for rec in caplog.records if rec.name == "consent.fastpath"] == []
     with db.autocommit() as raw:
         assert raw.dbapi.info.backend_pid != pid
     assert consent("user-2").status_code == 201
