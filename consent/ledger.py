@@ -168,15 +168,18 @@ class LedgerCheck:
 
 
 def verify(session: Session, batch: int = BATCH, *, since: Checkpoint | None = None, incremental: bool = False,
-           lag: timedelta = checkpoints.LAG, segment: int = checkpoints.SEGMENT) -> LedgerCheck:
+           lag: timedelta = checkpoints.LAG, segment: int = checkpoints.SEGMENT,
+           started_at: datetime | None = None) -> LedgerCheck:
     """Recompute the chains; iterate the result for each break found (altered, missing or reordered events).
 
     Streams the table `batch` events at a time, so memory does not grow with the ledger. A gap is not a break
     when the events missing from it were erased by a rights request and their audited places link the events on
     either side (consent kept as proof around erased records). Give it a session that has not run a statement
-    yet: all its reads then come from one snapshot, and an intact result carries a checkpoint.
+    yet: all its reads then come from one snapshot, and an intact result carries a checkpoint. `started_at`
+    (default now) dates the check: its checkpoint covers the events made `lag` before it.
     """
-    return LedgerCheck(session, batch=batch, since=since, incremental=incremental, lag=lag, segment=segment)
+    return LedgerCheck(session, batch=batch, since=since, incremental=incremental, lag=lag, segment=segment,
+                       started_at=started_at or datetime.now(UTC))
 
 
 def _snapshot(session: Session) -> tuple[Connection, bool]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -46,9 +46,10 @@ def run(db: Database, keys: KeyMaterial, settings: Settings, *, trigger: str, in
     `incremental` starts from the latest intact checkpoint (a full run when there is none). `exclusive` (the
     scheduled job) returns None without running while another run is in progress. `on_break` sees every break.
     """
-    verification_id = _start(db, trigger, "incremental" if incremental else "full", exclusive, options.stale_after)
-    if verification_id is None:
+    started = _start(db, trigger, "incremental" if incremental else "full", exclusive, options.stale_after)
+    if started is None:
         return None
+    verification_id, started_at = started
     try:
         base, forged = _base(db, keys)
         mode = "incremental" if incremental and base is not None else "full"
@@ -57,7 +58,7 @@ def run(db: Database, keys: KeyMaterial, settings: Settings, *, trigger: str, in
             on_break(forged)
         with db.sessions() as session:
             check = verify(session, options.batch, since=base, incremental=mode == "incremental", lag=options.lag,
-                           segment=options.segment)
+                           segment=options.segment, started_at=started_at)
             for found in check:
                 breaks += 1
                 first = first or found
@@ -79,7 +80,8 @@ def run(db: Database, keys: KeyMaterial, settings: Settings, *, trigger: str, in
                    base_id=base.verification if base else None, checkpoint=signed)
 
 
-def _start(db: Database, trigger: str, mode: str, exclusive: bool, stale_after: timedelta) -> int | None:
+def _start(db: Database, trigger: str, mode: str, exclusive: bool,
+           stale_after: timedelta) -> tuple[int, datetime] | None:
     now = utcnow()
     with db.session() as session:
         if session.get_bind().dialect.name == "postgresql":
@@ -95,7 +97,7 @@ def _start(db: Database, trigger: str, mode: str, exclusive: bool, stale_after: 
         row = LedgerVerification(started_at=now, status="running", mode=mode, trigger=trigger)
         session.add(row)
         session.flush()
-        return row.id
+        return row.id, now
 
 
 def _finish(db: Database, verification_id: int, **values: object) -> LedgerVerification:

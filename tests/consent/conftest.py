@@ -53,3 +53,15 @@ def status(client, headers, subject: str) -> dict[str, Any]:
     r = client.get(f"/v1/consents/status?subject_id={subject}&policy=privacy", headers=headers)
     assert r.status_code == 200, r.json
     return r.json
+
+
+LEDGER_SUBJECTS = 90
+
+
+@pytest.fixture
+def long_ledger(consent) -> None:
+    """LEDGER_SUBJECTS subjects with chains of 1 to 6 events (about 300 events), posted through the API."""
+    for n in range(LEDGER_SUBJECTS):
+        for i in range(1 + n % 6):
+            r = consent(f"subject-{n}", analytics=i % 2 == 0)
+            assert r.status_code == 201, r.json

@@ -3,36 +3,10 @@ batches, with chains that straddle batch boundaries, and tampering in the middle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import pytest
-from sqlalchemy import text
+from tests.consent.conftest import LEDGER_SUBJECTS
+from tests.consent.tamper import Row, execute, rows
 
 BATCH = 7
-SUBJECTS = 90
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    subject: str
-    seq: int
-
-
-@pytest.fixture
-def long_ledger(consent) -> list[Row]:
-    """SUBJECTS subjects with chains of 1 to 6 events (about 300 events), in the order the check reads them."""
-    for n in range(SUBJECTS):
-        for i in range(1 + n % 6):
-            r = consent(f"subject-{n}", analytics=i % 2 == 0)
-            assert r.status_code == 201, r.json
-    return []
-
-
-def rows(app) -> list[Row]:
-    with app.extensions["db"].engine.connect() as conn:
-        found = [Row(*r) for r in conn.execute(text("SELECT id, subject, seq FROM consent_events"))]
-    return sorted(found, key=lambda r: (r.subject, r.seq))
 
 
 def verify(app, *args: str) -> tuple[int, str]:
@@ -40,11 +14,6 @@ def verify(app, *args: str) -> tuple[int, str]:
     # An exception inside the command is part of what a failing assertion should show.
     crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
     return (2 if crashed else result.exit_code), result.output + (repr(result.exception) if crashed else "")
-
-
-def execute(app, sql: str, **params) -> None:
-    with app.extensions["db"].engine.begin() as conn:
-        conn.execute(text(sql), params)
 
 
 def middle_of_a_later_batch(ledger: list[Row], batch_number: int) -> Row:
@@ -64,6 +33,7 @@ def test_the_ledger_spans_many_batches_with_chains_across_their_boundaries(app, 
     crossing = {ledger[i].subject for i in range(BATCH, len(ledger), BATCH)
                 if ledger[i - 1].subject == ledger[i].subject}
     assert len(crossing) >= 10
+    assert len({r.subject for r in ledger}) == LEDGER_SUBJECTS
 
 
 def test_untouched_long_ledger_passes(app, long_ledger):
