@@ -1,5 +1,6 @@
-"""Consent API benchmark: status checks and consent recording over HTTP (gunicorn on PostgreSQL, driven by wrk),
-each figure printed as a ratio to a bare Flask endpoint measured in the same run under the same gunicorn settings.
+"""Consent API benchmark: status checks and consent recording over HTTP (the Procfile's web process, nginx in front
+of gunicorn, on PostgreSQL, driven by wrk), each figure printed as a ratio to a bare Flask endpoint measured in the
+same run under the same web process settings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -286,15 +288,18 @@ def verify_ledger(config: dict[str, str]) -> tuple[int, str | None, float]:
 @dataclass(frozen=True)
 class Server:
     base: str
-    pgid: int
+    pgids: tuple[int, ...]  # gunicorn's process group and nginx's
 
 
 @contextmanager
 def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, str], log: Path,
              ready_path: str) -> Iterator[Server]:
-    """Serve `target` in its own process group; the whole group is ended on the way out, even on error."""
-    cmd = [str(Path(sys.executable).parent / "gunicorn"), target, "--bind", f"127.0.0.1:{port}",
-           "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"]
+    """Serve `target` as the Procfile's web process serves wsgi:app (nginx in front of gunicorn, gunicorn.conf.py),
+    with the bench's worker settings, in its own process group; the whole group is ended on the way out."""
+    cmd = [*web_command(target), "--workers", str(args.workers), "--threads", str(args.threads),
+           "--log-level", "warning"]
+    run_dir = Path(tempfile.gettempdir()) / f"bench-web-{port}"
+    env = {**env, "PORT": str(port), "WEB_LISTEN": f"127.0.0.1:{port}", "WEB_RUN_DIR": str(run_dir)}
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -308,9 +313,17 @@ def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, st
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn {target} did not start; see {log}") from None
                 time.sleep(0.2)
-        yield Server(base, proc.pid)
+        yield Server(base, (proc.pid, int((run_dir / "nginx.pid").read_text())))
     finally:
         _end_group(proc)
+
+
+def web_command(target: str) -> list[str]:
+    """The Procfile's `web:` command with `target` for its app: the bench measures what production runs."""
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
+    words = shlex.split(line.removeprefix("web:"))
+    words[0] = str(Path(sys.executable).parent / words[0])  # this virtualenv's gunicorn
+    return [target if w == "wsgi:app" else w for w in words]
 
 
 def _end_group(proc: subprocess.Popen[bytes]) -> None:
@@ -348,10 +361,10 @@ def _machine_ticks() -> tuple[int, int]:
 
 class OtherCpu:
     """The share of the machine's CPU that processes outside this benchmark used while a figure ran:
-    busy time minus the server's process group, wrk and the PostgreSQL backends serving the bench database."""
+    busy time minus the server's process groups, wrk and the PostgreSQL backends serving the bench database."""
 
-    def __init__(self, pgid: int, conninfo: str | None) -> None:
-        self.pgid, self.conninfo = pgid, conninfo
+    def __init__(self, pgids: tuple[int, ...], conninfo: str | None) -> None:
+        self.pgids, self.conninfo = pgids, conninfo
 
     def _ours(self) -> dict[int, int]:
         pids = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
@@ -364,7 +377,7 @@ class OtherCpu:
         ours = {}
         for pid in pids:
             pgid, ticks = _proc_ticks(pid)
-            if pgid == self.pgid or pid in backends:
+            if pgid in self.pgids or pid in backends:
                 ours[pid] = ticks
         return ours
 
@@ -419,11 +432,11 @@ def median_window(loads: list[Load]) -> Load:
                                created=sum(load.created for load in loads))
 
 
-def windows(url: str, script: Path, args: argparse.Namespace, env: dict[str, str], pgid: int,
+def windows(url: str, script: Path, args: argparse.Namespace, env: dict[str, str], pgids: tuple[int, ...],
             conninfo: str | None, runs: list[dict[str, str]] | None = None) -> Load:
     """`--repeat` measured windows after the warm-up, as one figure (`median_window`); `runs` gives each window
     its own environment."""
-    with OtherCpu(pgid, conninfo) as other:
+    with OtherCpu(pgids, conninfo) as other:
         loads = [wrk(url, script, args.duration, args, {**env, **(runs[i] if runs else {})})
                  for i in range(args.repeat)]
     return dataclasses.replace(median_window(loads), other_cpu=other.share)
@@ -436,7 +449,7 @@ def _windows_note(args: argparse.Namespace) -> str:
 def measure(name: str, server: Server, path: str, script: Path, args: argparse.Namespace, env: dict[str, str],
             conninfo: str | None = None) -> Load:
     wrk(server.base + path, script, args.warmup, args, env)
-    load = windows(server.base + path, script, args, env, server.pgid, conninfo)
+    load = windows(server.base + path, script, args, env, server.pgids, conninfo)
     note = f", errors {load.errors}" if load.errors else ""
     print(f"  {name}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms "
           f"({load.requests:,} requests{note}{_windows_note(args)}; other processes {100 * load.other_cpu:.0f}% "
@@ -459,8 +472,8 @@ def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], larg
             (f"status @ {args.subjects:,} subjects", large),
             ("record POST /v1/consents", record)]
     per_figure = f"{args.duration:g} s" + (f" (median of {args.repeat} windows)" if args.repeat > 1 else "")
-    print(f"\ngunicorn --workers {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} "
-          f"-c{args.connections}; {per_figure} per figure after {args.warmup:g} s warm-up; "
+    print(f"\nnginx + gunicorn --workers {args.workers} --threads {args.threads} (Procfile web); "
+          f"wrk -t{args.wrk_threads} -c{args.connections}; {per_figure} per figure after {args.warmup:g} s warm-up; "
           f"{os.cpu_count()} CPUs\n")
     print(f"{'measurement':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'rps ratio':>11}{'other CPU':>11}")
     for name, load in rows:
@@ -499,7 +512,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         scripts[name] = work / f"{name}.lua"
         scripts[name].write_text(body + DONE_LUA)
 
-    print(f"database {DB_NAME}; gunicorn --workers {args.workers} --threads {args.threads}", flush=True)
+    print(f"database {DB_NAME}; nginx + gunicorn --workers {args.workers} --threads {args.threads} (Procfile web)",
+          flush=True)
     tenant = setup_tenant(config)
     load_env = {"BENCH_KEY": tenant.secret}
     conninfo = libpq(url)
@@ -536,7 +550,7 @@ def measure_record(server: Server, script: Path, args: argparse.Namespace, env: 
     time.sleep(1)  # let requests cut off by the end of the warm-up finish before drawing the line
     since = utcnow()
     # A run name per window: the subjects are new in every window, so a second row for one is a duplicate.
-    record = windows(server.base + "/v1/consents", script, args, env, server.pgid, conninfo,
+    record = windows(server.base + "/v1/consents", script, args, env, server.pgids, conninfo,
                      [{"BENCH_RUN": f"run{i}"} for i in range(args.repeat)])
     time.sleep(1)
     note = f", errors {record.errors}" if record.errors else ""

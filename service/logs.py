@@ -13,10 +13,11 @@ access = logging.getLogger("privacy.access")
 
 def setup(app: Flask) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Nothing in the format uses them, and every access line would pay for them (the logging HOWTO's
-    # "Optimization" section names these switches).
+    # No format uses them, and every access line would pay for them (the logging HOWTO's "Optimization" section
+    # names these switches). Process and thread ids stay: other formats read them as numbers (gunicorn's
+    # "[%(process)d]"), and a record without them fails to format and is lost.
     logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logMultiprocessing = False
     # Werkzeug's and gunicorn's access lines carry the raw path and query: subject ids would reach the logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -35,5 +36,10 @@ def setup(app: Flask) -> None:
 
 def log_access(method: str, route: str, status: int, started: float, key_id: str | None) -> None:
     """One access line: the route template and the key id, never the path, query or body."""
-    access.info("%s %s %s %.1fms key=%s", method, route, status, (time.perf_counter() - started) * 1000,
-                key_id or "-")
+    access.info("%s %s %s %.1fms key=%s", _printable(method), route, status,
+                (time.perf_counter() - started) * 1000, key_id or "-")
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped: a client's bytes can neither break nor forge a log line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

@@ -1,14 +1,23 @@
-"""Fixtures of the service tests: an empty database on each backend, for migrations run by hand."""
+"""Fixtures of the service tests: an empty database on each backend, and the web process as production runs it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, scratch_database
+from tests.conftest import BACKENDS, ROOT, scratch_database
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,3 +28,80 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         return
     with scratch_database(f"privacy_empty_{os.getpid()}") as url:
         yield url
+
+
+def procfile_command(process: str) -> str:
+    """The command the Procfile runs for `process`."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            return command.strip()
+    raise AssertionError(f"no {process}: line in the Procfile")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class WebProcess:
+    base: str
+    port: int
+    run_dir: Path  # where the web process keeps its sockets (WEB_RUN_DIR)
+    log: Path  # its stdout and stderr
+    proc: subprocess.Popen[bytes]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def web_process(base_config: dict[str, str]) -> Iterator[Callable[..., WebProcess]]:
+    """web_process(WEB_CONCURRENCY="2") starts the Procfile's `web:` command as a platform would (a shell, PORT
+    set, the repository as working directory) against the test database, and waits until /healthz answers. Each
+    one's whole process group is ended after the test."""
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        pytest.fail("the web process needs nginx: install it (Debian: apt-get install nginx); .ci/run does")
+    started: list[WebProcess] = []
+    tmp = Path(tempfile.mkdtemp(prefix="web-"))  # short: a unix socket's path has at most 107 bytes
+    tmp.chmod(0o755)  # as root, nginx's workers run as nobody
+
+    def start(**env: str) -> WebProcess:
+        port = free_port()
+        run_dir = tmp / str(port)
+        log = tmp / f"{port}.log"
+        environ = {**os.environ, **base_config, "PORT": str(port), "WEB_LISTEN": f"127.0.0.1:{port}",
+                   "WEB_RUN_DIR": str(run_dir), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}:/usr/sbin",
+                   **env}
+        environ.pop("REDIS_URL", None)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(["bash", "-c", "exec " + procfile_command("web")], cwd=ROOT, env=environ,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        web = WebProcess(f"http://127.0.0.1:{port}", port, run_dir, log, proc)
+        started.append(web)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(web.base + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return web
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the web process did not start:\n{web.output()}")
+            time.sleep(0.2)
+
+    yield start
+    for web in started:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # then whatever of the group outlived the master
+            try:
+                os.killpg(web.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                web.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                continue
+    shutil.rmtree(tmp, ignore_errors=True)

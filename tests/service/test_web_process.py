@@ -1,0 +1,87 @@
+"""The web process as the Procfile runs it in production: slow clients cannot hold its workers, and it logs safely."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from tests.consent.conftest import POLICY
+
+pytestmark = pytest.mark.postgres_only  # production runs on PostgreSQL (PRIVACY_ENV=production requires it)
+
+WORKERS = 2
+SLOW_CLIENTS = 40  # far more than there are workers
+
+
+def _raw(web, request: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+    conn.sendall(request)
+    return conn
+
+
+def _healthz_seconds(web) -> float:
+    started = time.perf_counter()
+    with urllib.request.urlopen(web.base + "/healthz", timeout=5) as r:
+        assert r.status == 200
+    return time.perf_counter() - started
+
+
+def test_slow_request_bodies_cannot_delay_healthz(web_process, make_key):
+    web = web_process(WEB_CONCURRENCY=str(WORKERS))
+    key = make_key("app-a", "consent:write")["Authorization"]
+    head = (f"POST /v1/consents HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{").encode()
+    slow = [_raw(web, head) for _ in range(SLOW_CLIENTS)]  # each announced 1,000 bytes and sent 1
+    try:
+        time.sleep(0.5)  # time for every one of them to reach the server
+        delays = [_healthz_seconds(web) for _ in range(10)]
+        assert max(delays) < 1.0, delays
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_requests_still_reach_the_app_with_their_bodies(web_process, make_key):
+    web = web_process(WEB_CONCURRENCY=str(WORKERS))
+    headers = {**make_key("app-a", "admin"), "Content-Type": "application/json"}
+    body = json.dumps(POLICY).encode()
+    req = urllib.request.Request(web.base + "/v1/policies", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201 and json.load(r)["key"] == "privacy"
+    # Over MAX_CONTENT_LENGTH: refused before a worker sees it, in the API's own error format.
+    big = urllib.request.Request(web.base + "/v1/policies", data=b"{" + b" " * 70_000 + b"}", headers=headers,
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(big, timeout=10)
+    assert err.value.code == 413
+    assert json.load(err.value)["code"] == 413
+
+
+def _answer(conn: socket.socket) -> bytes:
+    data = b""
+    while chunk := conn.recv(4096):
+        data += chunk
+    conn.close()
+    return data
+
+
+def test_a_nul_byte_in_a_header_is_refused_and_logged(web_process):
+    web = web_process(WEB_CONCURRENCY="1")
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Probe: a\x00b\r\n\r\n"
+    assert _answer(_raw(web, request)).startswith(b"HTTP/1.1 400")  # nginx refuses it
+    # Straight to gunicorn, as through a proxy that passed it on: refused, and gunicorn's own line is written.
+    direct = socket.socket(socket.AF_UNIX)
+    direct.settimeout(10)
+    direct.connect(str(web.run_dir / "gunicorn.sock"))
+    direct.sendall(request)
+    assert _answer(direct).startswith(b"HTTP/1.1 400")
+    deadline = time.monotonic() + 5
+    while "Invalid request from" not in web.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    output = web.output()
+    assert "Invalid request from" in output and "X-PROBE" in output, output
+    assert "Logging error" not in output and "Traceback" not in output, output
