@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Blueprint
-from flask_smorest.pagination import PaginationParameters
+from flask_smorest.pagination import Page, PaginationParameters
 
 from consent import schemas
 from consent import service as consent
+from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 
-policy_blp = Blueprint("policies", __name__, url_prefix="/v1", description="Privacy policies and versions")
-blp = Blueprint("consents", __name__, url_prefix="/v1", description="Consent records, status and receipts")
+policy_blp = ApiBlueprint("policies", __name__, url_prefix="/v1", description="Privacy policies and versions")
+blp = ApiBlueprint("consents", __name__, url_prefix="/v1", description="Consent records, status and receipts")
 
 
 def _ctx() -> consent.Context:
@@ -48,10 +48,13 @@ def create_policy(data: dict[str, Any]) -> Any:
 @policy_blp.get("/policies")
 @require_scope("consent:read")
 @policy_blp.response(200, schemas.PolicyOut(many=True))
-def list_policies() -> Any:
-    """The app's policies."""
+@policy_blp.paginate()
+def list_policies(pagination_parameters: PaginationParameters) -> Any:
+    """The app's policies, by key."""
     with _db().sessions() as session:
-        return [_policy_out(p) for p in consent.list_policies(session, current_principal().app_id)]
+        # An app has a handful of policies: page the list, then load the versions of that page only.
+        policies = Page(consent.list_policies(session, current_principal().app_id), pagination_parameters).items
+        return [_policy_out(p) for p in policies]
 
 
 @policy_blp.get("/policies/<key>")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, stream_with_context
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dsar import holds, schemas
 from dsar import service as dsar
@@ -15,11 +14,12 @@ from dsar.config import options
 from dsar.deadlines import deadlines
 from dsar.exports import decrypt_chunks
 from dsar.outbox import dispatch
+from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 from service.runtime import Runtime
 
-blp = Blueprint("requests", __name__, url_prefix="/v1", description="Data-subject rights requests")
-holds_blp = Blueprint("holds", __name__, url_prefix="/v1", description="Legal holds")
+blp = ApiBlueprint("requests", __name__, url_prefix="/v1", description="Data-subject rights requests")
+holds_blp = ApiBlueprint("holds", __name__, url_prefix="/v1", description="Legal holds")
 
 
 def _rt() -> Runtime:
@@ -231,11 +231,15 @@ def create_hold(data: dict[str, Any]) -> Any:
 @holds_blp.get("/holds")
 @require_scope("dsar:manage")
 @holds_blp.response(200, schemas.HoldOut(many=True))
-def list_holds() -> Any:
+@holds_blp.paginate()
+def list_holds(pagination_parameters: PaginationParameters) -> Any:
     """The app's holds, newest first, released ones included."""
+    mine = holds.LegalHold.app_id == current_principal().app_id
     with _rt().db.sessions() as session:
-        rows = session.scalars(select(holds.LegalHold).where(holds.LegalHold.app_id == current_principal().app_id)
-                               .order_by(holds.LegalHold.created_at.desc()))
+        pagination_parameters.item_count = session.scalar(select(func.count()).where(mine))
+        rows = session.scalars(select(holds.LegalHold).where(mine)
+                               .order_by(holds.LegalHold.created_at.desc(), holds.LegalHold.id)
+                               .offset(pagination_parameters.first_item).limit(pagination_parameters.page_size))
         return [_hold_out(h) for h in rows]
 
 

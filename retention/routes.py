@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app
-from flask_smorest import Blueprint
-from flask_smorest.pagination import PaginationParameters
+from flask_smorest.pagination import Page, PaginationParameters
 
 from retention import certificates, policies, runs, schemas
 from retention.views import policy_view
+from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 
-blp = Blueprint("retention", __name__, url_prefix="/v1/retention",
+blp = ApiBlueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention policies, destruction runs and their certificates")
 SCOPE = "platform:retention"  # retention spans every app's data: a company-wide scope (service.tenancy)
 
@@ -45,10 +45,13 @@ def create_policy(data: dict[str, Any]) -> Any:
 @require_scope(SCOPE)
 @blp.arguments(schemas.RetentionPolicyQuery, location="query")
 @blp.response(200, schemas.RetentionPolicyOut(many=True))
-def list_policies(args: dict[str, Any]) -> Any:
-    """Every policy, with its current version, origin (api or config) and last run."""
+@blp.paginate()
+def list_policies(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+    """Every policy, by key, with its current version, origin (api or config) and last run."""
     with _db().sessions() as session:
-        return [policy_view(session, p) for p in policies.list_policies(session, **args)]
+        # One per store and category: page the list, then look up the last runs of that page only.
+        page = Page(policies.list_policies(session, **args), pagination_parameters).items
+        return [policy_view(session, p) for p in page]
 
 
 @blp.get("/policies/<key>")
