@@ -4,10 +4,11 @@ read within limits (service.bodies), and the OpenAPI document's settings."""
 from __future__ import annotations
 
 import logging
+from importlib.resources import files
 from typing import Any
 
 import flask_smorest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_smorest import Api as SmorestApi
 from flask_smorest.pagination import PaginationParameters
 from marshmallow import ValidationError, missing
@@ -70,6 +71,7 @@ class Api(SmorestApi):
         app.request_class = bodies.Request
         app.json = bodies.JSONProvider(app)
         super().init_app(app, *args, **kwargs)
+        app.register_blueprint(SWAGGER_UI_ASSETS)
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         payload, code, headers = super().handle_http_exception(error)
@@ -108,9 +110,18 @@ SETTINGS = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    # Served by the service itself (SWAGGER_UI_ASSETS): /docs works offline and tells no CDN who reads it.
+    "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+    # Swagger UI would otherwise send the spec's URL to its public online validator for a badge.
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "info": {"description": "Consent, data-subject rights and retention for an ISO/IEC 27701 programme."},
     },
 }
+
+
+# Swagger UI's files as released (swagger-ui-dist), from the flask-swagger-ui package, which tracks its releases;
+# only the files are used, /docs itself is flask-smorest's page.
+SWAGGER_UI_ASSETS = Blueprint("swagger_ui_assets", __name__, static_folder=str(files("flask_swagger_ui") / "dist"),
+                              static_url_path="/docs/assets")
