@@ -7,13 +7,14 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest.pagination import Page, PaginationParameters
 
-from consent import schemas
+from consent import schemas, verifications
 from consent import service as consent
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 
 policy_blp = ApiBlueprint("policies", __name__, url_prefix="/v1", description="Privacy policies and versions")
-blp = ApiBlueprint("consents", __name__, url_prefix="/v1", description="Consent records, status and receipts")
+blp = ApiBlueprint("consents", __name__, url_prefix="/v1",
+                   description="Consent records, status and receipts; the ledger's verifications")
 
 
 def _ctx() -> consent.Context:
@@ -143,3 +144,31 @@ def consent_history(args: dict[str, Any], subject_id: str, pagination_parameters
                                        pagination_parameters.first_item, pagination_parameters.page_size)
     pagination_parameters.item_count = total
     return items
+
+
+@blp.get("/ledger/verifications")
+@require_scope("admin")
+@blp.response(200, schemas.VerificationOut(many=True))
+@blp.paginate()
+def ledger_verifications(pagination_parameters: PaginationParameters) -> Any:
+    """Runs of the ledger check (scheduled daily, or `flask ledger verify`), newest first.
+
+    The ledger is one for every app, so every app's admin sees every run's status and counts; which event broke
+    is shown to the app whose record it is, and to keys with `platform:read`.
+    """
+    principal = current_principal()
+    platform = principal.has("platform:read")
+    with _db().sessions() as session:
+        rows, total = verifications.page(session, pagination_parameters.first_item, pagination_parameters.page_size)
+    pagination_parameters.item_count = total
+    return [_verification_out(row, platform or row.first_break_app_id == principal.app_id, platform)
+            for row in rows]
+
+
+def _verification_out(row: Any, named: bool, platform: bool) -> dict[str, Any]:
+    first = {"event": row.first_break, "problem": row.first_break_problem} if row.first_break and named else None
+    return {"id": row.id, "status": row.status, "mode": row.mode, "trigger": row.trigger,
+            "started_at": row.started_at, "finished_at": row.finished_at, "events_checked": row.events_checked,
+            "chains_checked": row.chains_checked, "events_covered": row.events_covered, "breaks": row.breaks,
+            "first_break": first, "compared_with": row.base_id, "checkpoint": row.checkpoint if platform else None,
+            "error": row.error}

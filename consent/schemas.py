@@ -153,3 +153,31 @@ class HistoryItem(ConsentOut):
     channel = fields.String()
     locale = fields.String(allow_none=True)
     evidence = fields.Nested(EvidenceOut, allow_none=True)
+
+
+class BreakOut(Schema):
+    event = fields.String(metadata={"description": "the event id, or the range of ids a checkpoint segment covers"})
+    problem = fields.String()
+
+
+class VerificationOut(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"enum": ["running", "intact", "broken", "failed", "abandoned"]})
+    mode = fields.String(metadata={"enum": ["full", "incremental"]})
+    trigger = fields.String(metadata={"enum": ["cron", "cli"]})
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    events_checked = fields.Integer(metadata={"description": "events whose hash was recomputed"})
+    chains_checked = fields.Integer()
+    events_covered = fields.Integer(allow_none=True,
+                                    metadata={"description": "events the run's signed checkpoint covers"})
+    breaks = fields.Integer()
+    first_break = fields.Nested(BreakOut, allow_none=True, metadata={
+        "description": "null when there is none, or when it is not in this app's records (a key with "
+                       "platform:read sees every app's)"})
+    compared_with = fields.Integer(allow_none=True,
+                                   metadata={"description": "the verification whose checkpoint it started from"})
+    checkpoint = fields.String(allow_none=True, metadata={
+        "description": "compact JWS (EdDSA) over the checkpoint's digests; verify with /.well-known/jwks.json. "
+                       "Shown to keys with platform:read (it names event ids of every app)"})
+    error = fields.String(allow_none=True)
