@@ -136,6 +136,24 @@ def test_content_edited_before_the_checkpoint_under_a_stale_hash_is_caught_only_
     assert (full.status, full.first_break) == ("broken", target.id)
 
 
+def test_a_stale_hash_edit_before_the_checkpoint_is_found_once_its_chain_gains_an_event(app, consent,
+                                                                                      checkpointed):
+    """An incremental run re-reads a changed chain whole, its older events included."""
+    subject = pseudonym(app, "subject-5")
+    target = next(r for r in rows(app) if r.subject == subject)  # the first of its six events
+    execute(app, "UPDATE consent_events SET gpc = :gpc WHERE id = :id", gpc=True, id=target.id)
+    assert check(app, incremental=True)[0].status == "intact"  # the chain did not change: not re-read
+    assert consent("subject-5").status_code == 201
+    row, _ = check(app, incremental=True)
+    assert (row.status, row.first_break) == ("broken", target.id)
+
+
+def pseudonym(app, subject_id: str) -> str:
+    with app.extensions["db"].engine.connect() as conn:
+        app_id = conn.execute(text("SELECT id FROM apps WHERE slug = 'app-a'")).scalar_one()
+    return app.extensions["keys"].pseudonyms.subject(app_id, subject_id)
+
+
 def test_an_erasure_after_the_checkpoint_is_not_a_break(app, consent, checkpointed):
     """A rights request's erasure removes events that the checkpoint covers; their audited places stand in."""
     ledger = rows(app)
