@@ -13,7 +13,7 @@ from service.config import Settings, load_settings
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the WSGI app. `config` overrides environment variables by name (e.g. DATABASE_URL)."""
     from service import api as api_module
-    from service import cli, errors, logs, web
+    from service import cli, errors, logs, revocations, web
     from service.auth import KeyCache
     from service.runtime import build_runtime
 
@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["db"] = rt.db
     app.extensions["keys"] = rt.keys
     app.extensions["queue"] = rt.queue
-    app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds)
+    app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds, revocations.for_database(rt.db))
     from service.stores.registry import registry_for
 
     app.extensions["stores"] = registry_for(rt, config)

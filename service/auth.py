@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from flask_smorest import abort
 
+from service.revocations import Revocations
 from service.tenancy import PLATFORM_SCOPES, Principal, authenticate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,26 +21,44 @@ _CACHE_LIMIT = 10_000
 class KeyCache:
     """A short-lived in-process cache of verified keys, so the hot path skips the key lookup.
 
-    A revoked key stops working everywhere within the TTL (CACHE_TTL_SECONDS; 0 disables the cache).
-    Entries are keyed by a digest of the key, never the key itself.
+    Each entry carries the revocation generation it was looked up in (service.revocations): once any key is
+    revoked, the generation changes and no earlier entry is served, in every process, without a round trip per
+    request. Entries also expire after CACHE_TTL_SECONDS (0 disables the cache). They are keyed by a digest of the
+    key, never the key itself.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, revocations: Revocations | None = None) -> None:
         self.ttl = ttl
-        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self.revocations = revocations
+        self._entries: dict[bytes, tuple[float, int, Principal]] = {}
+        self._seen: int | None = None
+
+    def generation(self) -> int | None:
+        """The revocation generation now (None: revocations cannot be followed, so nothing is cached). Take it
+        before looking a key up, and give it to `put`: a revocation in between voids that lookup."""
+        if self.revocations is None:
+            return 0
+        generation = self.revocations.generation()
+        if generation != self._seen:
+            self._seen = generation
+            self._entries.clear()  # only to free them: an entry of another generation is never served
+        return generation
 
     def get(self, secret: str) -> Principal | None:
         hit = self._entries.get(_digest(secret))
         if hit is None or hit[0] < time.monotonic():
             return None
-        return hit[1]
+        generation = self.generation()
+        if generation is None or hit[1] != generation:
+            return None
+        return hit[2]
 
-    def put(self, secret: str, principal: Principal) -> None:
-        if self.ttl <= 0:
+    def put(self, secret: str, principal: Principal, generation: int | None) -> None:
+        if self.ttl <= 0 or generation is None or generation != self.generation():
             return
         if len(self._entries) >= _CACHE_LIMIT:
             self._entries.clear()
-        self._entries[_digest(secret)] = (time.monotonic() + self.ttl, principal)
+        self._entries[_digest(secret)] = (time.monotonic() + self.ttl, generation, principal)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -76,11 +95,12 @@ def _authenticate_request() -> Principal:
     cache: KeyCache = current_app.extensions["key_cache"]
     principal = cache.get(secret)
     if principal is None:
+        generation = cache.generation()
         with current_app.extensions["db"].sessions() as session:
             principal = authenticate(session, secret)
         if principal is None:
             _unauthorized("invalid or revoked API key")
-        cache.put(secret, principal)
+        cache.put(secret, principal, generation)
     return principal
 
 

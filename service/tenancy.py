@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.db import Base, utcnow
@@ -22,6 +22,8 @@ PLATFORM_SCOPES = frozenset({"platform:read", "platform:retention"})
 SCOPES = APP_SCOPES | PLATFORM_SCOPES
 # Scopes that no longer exist, with what replaced them (migration 0008 rewrote the keys that held them).
 RENAMED = {"retention:manage": "platform:retention"}
+# Revocations are announced on this PostgreSQL channel (NOTIFY); each web process listens (service.revocations).
+REVOCATION_CHANNEL = "privacy_key_revoked"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KEY_PREFIX = "psk"
 
@@ -106,11 +108,16 @@ def create_key(session: Session, slug: str, scopes: frozenset[str], label: str |
 
 
 def revoke_key(session: Session, key_id: str) -> ApiKey:
+    """Revoke a key. On PostgreSQL the revocation is announced to every web process when the caller commits, so
+    their key caches drop it at once (service.revocations); SQLite's caches see the revoked count change."""
     row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
     if row is None:
         raise TenancyError(f"key: no key {key_id!r}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(REVOCATION_CHANNEL, row.key_id)))  # delivered at commit
     return row
 
 

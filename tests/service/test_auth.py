@@ -2,7 +2,9 @@
 
 import pytest
 
+from service import create_app
 from service.tenancy import SCOPES
+from tests.conftest import wait_for
 from tests.consent.conftest import ALL, POLICY
 
 CONSENT = {"subject_id": "u1", "policy": "privacy", "version": "1.0", "purposes": {"core": True},
@@ -62,14 +64,26 @@ def test_scope_is_enforced(client, make_key, method, path, scope, body):
     assert r.status_code in (200, 201), r.json
 
 
-def test_revoked_key_is_rejected(app, client, make_key):
+def test_revoked_key_is_rejected_at_once(app, client, make_key, base_config):
+    admin = make_key("app-a", ALL)
+    client.post("/v1/policies", json=POLICY, headers=admin)
+    client.post("/v1/policies/privacy/versions", json={"version": "1.0", "text": "t", "material": True},
+                headers=admin)
     headers = make_key("app-a", "consent:read")
-    assert client.get("/v1/policies", headers=headers).status_code == 200
+    status = "/v1/consents/status?subject_id=u1&policy=privacy"
+    for _ in range(2):  # the second answers come from the key cache (the status one beneath Flask)
+        assert client.get("/v1/policies", headers=headers).status_code == 200
+        assert client.get(status, headers=headers).status_code == 200
     key_id = headers["Authorization"].split("_")[1]
-    result = app.test_cli_runner().invoke(args=["keys", "revoke", key_id])
+    # Another app instance stands for the operator's `flask keys revoke` process: this app's cache can hear of it
+    # only through the database (a real second process: tests/service/test_web_process.py).
+    other = create_app(base_config)
+    result = other.test_cli_runner().invoke(args=["keys", "revoke", key_id])
+    other.extensions["db"].dispose()
     assert result.exit_code == 0, result.output
-    app.extensions["key_cache"].clear()  # the TTL cache would otherwise serve it for CACHE_TTL_SECONDS
+    wait_for(lambda: client.get("/v1/policies", headers=headers).status_code == 401, timeout=0.5, interval=0.005)
     assert client.get("/v1/policies", headers=headers).status_code == 401
+    assert client.get(status, headers=headers).status_code == 401
 
 
 def test_key_with_wrong_secret_for_real_key_id_is_401(client, make_key):

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.consent.conftest import POLICY
 
 pytestmark = pytest.mark.postgres_only  # production runs on PostgreSQL (PRIVACY_ENV=production requires it)
@@ -85,3 +92,54 @@ def test_a_nul_byte_in_a_header_is_refused_and_logged(web_process):
     output = web.output()
     assert "Invalid request from" in output and "X-PROBE" in output, output
     assert "Logging error" not in output and "Traceback" not in output, output
+
+
+def _get(web, path: str, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(web.base + path, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_a_revoked_key_is_refused_by_every_worker_at_once(web_process, make_key, base_config):
+    workers = 3
+    web = web_process(WEB_CONCURRENCY=str(workers))
+    admin = make_key("app-a", "admin")
+    for path, body in (("/v1/policies", POLICY),
+                       ("/v1/policies/privacy/versions", {"version": "1.0", "text": "t", "material": True})):
+        req = urllib.request.Request(web.base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={**admin, "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
+    headers = make_key("app-a", "consent:read")
+    paths = ["/v1/consents/status?subject_id=u1&policy=privacy", "/v1/policies"]  # beneath Flask, and a route
+    # Many requests on fresh connections: each worker answers some, from its key cache after its first.
+    assert {_get(web, paths[i % 2], headers) for i in range(40 * workers)} == {200}
+
+    env = {**os.environ, **base_config, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    key_id = headers["Authorization"].split("_")[1]
+    subprocess.run(["flask", "--app", "wsgi", "keys", "revoke", key_id], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=60)
+    returned = time.monotonic()
+    answers: list[tuple[float, int]] = []
+
+    def hammer(offset: int) -> None:
+        i = offset
+        while time.monotonic() - returned < 1.5:
+            status = _get(web, paths[i % 2], headers)
+            answers.append((time.monotonic() - returned, status))
+            i += 1
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(2 * workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    late = [at for at, status in answers if status == 200]
+    print(f"\n{len(answers)} requests after `keys revoke` returned; last 200 at "
+          f"{1000 * max(late):.1f} ms" if late else f"\n{len(answers)} requests after `keys revoke`: no 200")
+    assert len(answers) > 100
+    assert {status for _, status in answers} <= {200, 401}
+    # Only the notification's way to each worker is allowed for; the cache TTL (5 s) is not.
+    assert not late or max(late) < 0.1, sorted(late)[-5:]
