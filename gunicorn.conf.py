@@ -51,8 +51,8 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """gunicorn listens: start nginx in front of it, and end gunicorn should nginx die (the platform restarts)."""
-    if not PROXIED:
-        return
+    if not PROXIED or server.cfg.bind != bind:
+        return  # WEB_PROXY=none, or a --bind on the command line: plain gunicorn (this file is read from the cwd)
     from service.config import load_settings
 
     settings = load_settings()  # also fails start-up on a bad configuration before a request is taken
