@@ -121,14 +121,14 @@ def libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def fresh_database(admin_url: str, drop: bool = False) -> str:
+def fresh_database(admin_url: str, drop: bool = False, name: str = DB_NAME) -> str:
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if not drop:
-            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
