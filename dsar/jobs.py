@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from dsar import completion, exports, fields
-from dsar.config import options
+from dsar.config import Options, options
 from dsar.holds import holds_for_subject
 from dsar.models import DsarRequest, DsarTask
 from service import audit
@@ -76,59 +78,138 @@ class Lease:
 
 
 def run_task(task_id: str) -> None:
-    """The job of one task: claim it, run it against its store, record the result, close the request if last."""
+    """The job of one task: claim it, run it against its store, record the result, close the request if last.
+
+    No path runs a task more than `[dsar] task_attempts` times: the claim counts the attempt before anything else
+    can fail, and a task whose attempts are spent is failed instead of run again (its last run died, or could
+    not record what it did). A failure to record the result is itself recorded as the attempt's failure.
+    """
     rt = runtime()
     opts = options(rt.settings)
+    claimed = _claim(rt, task_id, opts)
+    if claimed is None:
+        return
+    if isinstance(claimed, str):
+        close_request(rt, claimed)  # final already: a run that recorded the result may have died before closing
+        return
+    attempt, store_name, request_id = claimed.attempt, claimed.store, claimed.request_id
+    with Lease(rt, task_id, attempt, opts.lease_seconds):
+        outcome = _run(rt, claimed, opts)
+    try:
+        mine = _record(rt, claimed, outcome)
+    except Exception as exc:  # noqa: BLE001 - e.g. a result the database refuses: the attempt failed
+        log.warning("dsar task %s on store %s: could not record the result of attempt %d: %s", task_id,
+                    store_name, attempt, type(exc).__name__)
+        outcome = _Outcome(_failed_or_retried(attempt, opts),
+                           error=f"could not record the result: {type(exc).__name__}")
+        # If even this fails (the database is gone), the lease lapses and the reconciler decides, with this
+        # attempt counted.
+        mine = _record(rt, claimed, outcome)
+    if not mine:
+        log.warning("dsar task %s: run %d was taken over by a later run; its result is dropped", task_id, attempt)
+        return
+    if outcome.state == "pending":
+        raise RuntimeError(f"task {task_id} on {store_name} failed; retrying")  # RQ retries with backoff
+    close_request(rt, request_id)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A task this run took: its run number, its store, and the request's id and app."""
+
+    task_id: str
+    attempt: int
+    store: str
+    request_id: str
+    app_id: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How an attempt ended: the task's next state and what goes with it."""
+
+    state: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    kept: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    error: str | None = None
+
+
+def _failed_or_retried(attempt: int, opts: Options) -> str:
+    return "failed" if attempt >= opts.task_attempts else "pending"
+
+
+def _claim(rt: Runtime, task_id: str, opts: Options) -> _Claim | str | None:
+    """Take the task for a new run, committed before any work. Returns the claim; the request's id when the task
+    is final (or was just failed for lack of attempts) and only the closing may be left; None when there is
+    nothing to do (no such task, a request not in progress, a live run holding it)."""
     with rt.db.session() as session:
         task = session.scalar(select(DsarTask).where(DsarTask.id == task_id).with_for_update())
         if task is None:
-            return
+            return None
         req = session.get(DsarRequest, task.request_id)
         if req is None or req.status != "in_progress":
-            return
+            return None
         if task.state in TASK_FINAL:
-            request_id = req.id
-            claimed = False
-        elif task.state == "running" and task.lease_until and task.lease_until > utcnow():
-            return  # a live job holds it; the reconciler comes back if its lease lapses
-        else:
-            claimed = True
-            task.state, task.attempts = "running", task.attempts + 1
-            task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
-            attempt, store_name, request_id = task.attempts, task.store, req.id
+            return req.id
+        if task.state == "running" and task.lease_until and task.lease_until > utcnow():
+            return None  # a live job holds it; the reconciler comes back if its lease lapses
+        if task.attempts >= opts.task_attempts:
+            give_up(session, task, req.app_id, opts.task_attempts)
+            return req.id
+        task.state, task.attempts = "running", task.attempts + 1
+        task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
+        return _Claim(task.id, task.attempts, task.store, req.id, req.app_id)
+
+
+def give_up(session: Session, task: DsarTask, app_id: int, limit: int) -> None:
+    """Fail a task whose every allowed run has started and none recorded a result (a worker killed each time,
+    or a result the database refused), in the caller's transaction. The request closes as its rules say."""
+    task.state, task.lease_until, task.updated_at = "failed", None, utcnow()
+    task.last_error = (f"gave up after {task.attempts} attempt(s) (limit {limit}): the last run ended without "
+                       f"recording a result" + (f"; before that: {task.last_error}" if task.last_error else ""))[:1000]
+    audit.record(session, app_id=app_id, actor="system", action="dsar.task_failed", resource_type="dsar_task",
+                 resource_id=task.id, details={"request": task.request_id, "store": task.store,
+                                               "attempt": task.attempts, "reason": "attempts exhausted"})
+
+
+def _run(rt: Runtime, claim: _Claim, opts: Options) -> _Outcome:
+    """The attempt's work against its store; never raises: every failure is the attempt's outcome."""
+    try:
+        with rt.db.sessions() as session:
+            req = session.get(DsarRequest, claim.request_id)
+            assert req is not None
             work = _Work(req.id, req.type, req.app_id, fields.subject_of(rt, req), fields.details_of(rt, req),
                          exports.unwrap(rt.keys, req.export_key, req.id) if req.export_key else None)
-    if not claimed:
-        close_request(rt, request_id)  # a run that recorded the result may have died before closing
-        return
-    with Lease(rt, task_id, attempt, opts.lease_seconds):
-        try:
-            counts, kept, note = _execute(rt, work, store_name)
-            state, error = "done", None
-        except NotApplicable:
-            counts, kept, state, error = {}, {}, "not_applicable", None
-        except Exception as exc:  # noqa: BLE001 - any store failure is recorded on the task
-            counts, kept = {}, {}
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            state = "failed" if attempt >= opts.task_attempts else "pending"
-            log.warning("dsar task %s on store %s failed (attempt %d): %s", task_id, store_name, attempt,
-                        type(exc).__name__)
+        counts, kept, note = _execute(rt, work, claim.store)
+        return _Outcome("done", counts, kept, note)
+    except NotApplicable as exc:
+        # The store cannot look this subject up by the identity given (e.g. an email for a store keyed by
+        # user_id): nothing of theirs can be found there. The message names identity types, never values.
+        return _Outcome("not_applicable", note=str(exc)[:1000])
+    except Exception as exc:  # noqa: BLE001 - any store failure is recorded on the task
+        log.warning("dsar task %s on store %s failed (attempt %d): %s", claim.task_id, claim.store,
+                    claim.attempt, type(exc).__name__)
+        return _Outcome(_failed_or_retried(claim.attempt, opts), error=f"{type(exc).__name__}: {exc}"[:1000])
+
+
+def _record(rt: Runtime, claim: _Claim, outcome: _Outcome) -> bool:
+    """Write the attempt's outcome, unless a later run took the task over; returns whether it was written."""
     with rt.db.session() as session:
-        values: dict[str, Any] = {"state": state, "lease_until": None, "updated_at": utcnow(), "last_error": error}
-        if state in ("done", "not_applicable"):
-            values.update(counts=counts, kept=kept, note=note)
-        mine = session.execute(update(DsarTask).where(DsarTask.id == task_id, DsarTask.attempts == attempt)
+        values: dict[str, Any] = {"state": outcome.state, "lease_until": None, "updated_at": utcnow(),
+                                  "last_error": outcome.error}
+        if outcome.state in ("done", "not_applicable"):
+            values.update(counts=outcome.counts, kept=outcome.kept, note=outcome.note)
+        mine = session.execute(update(DsarTask).where(DsarTask.id == claim.task_id,
+                                                      DsarTask.attempts == claim.attempt)
                                .values(**values)).rowcount
         if not mine:
-            log.warning("dsar task %s: run %d was taken over by a later run; its result is dropped", task_id,
-                        attempt)
-            return
-        audit.record(session, app_id=work.app_id, actor="system", action=f"dsar.task_{state}",
-                     resource_type="dsar_task", resource_id=task_id,
-                     details={"request": request_id, "store": store_name, "attempt": attempt, "counts": counts})
-    if state == "pending":
-        raise RuntimeError(f"task {task_id} on {store_name} failed; retrying")  # RQ retries with backoff
-    close_request(rt, request_id)
+            return False
+        audit.record(session, app_id=claim.app_id, actor="system", action=f"dsar.task_{outcome.state}",
+                     resource_type="dsar_task", resource_id=claim.task_id,
+                     details={"request": claim.request_id, "store": claim.store, "attempt": claim.attempt,
+                              "counts": outcome.counts})
+    return True
 
 
 class _Work:

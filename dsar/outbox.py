@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from dsar.models import DsarDispatch, DsarRequest, DsarTask
 from service.db import utcnow
@@ -27,6 +27,8 @@ def dispatch(rt: Runtime) -> int:
 
     Safe from many processes at once: a row is claimed by the UPDATE that marks it, so each row becomes one job.
     Called right after the commit that wrote the rows, by `flask dsar dispatch` and by the maintenance pass.
+    Never raises for the queue: when Redis cannot take a job, the row is given back and the pass stops (the
+    rows wait in the database for the next pass; the caller's committed work stands).
     """
     from dsar.jobs import enqueue_task
 
@@ -40,9 +42,23 @@ def dispatch(rt: Runtime) -> int:
             claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id,
                                                                  DsarDispatch.dispatched_at.is_(None))
                                       .values(dispatched_at=utcnow())).rowcount
-        if claimed:
+        if not claimed:
+            continue
+        try:
             enqueue_task(rt, task_id, job_id(task_id, row_id))
-            sent += 1
+        except Exception as exc:  # noqa: BLE001 - the queue is down (or, in-process, the job failed)
+            if rt.queue.redis is None:
+                # In-process the job ran and failed; its task row says how, and the reconciler takes it on.
+                log.warning("dsar dispatch: in-process job of task %s failed: %s", task_id, type(exc).__name__)
+                sent += 1
+                continue
+            log.warning("dsar dispatch: the queue refused a job (%s); %d row(s) left for the next pass",
+                        type(exc).__name__, len(pending) - sent)
+            with rt.db.session() as session:
+                session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id)
+                                .values(dispatched_at=None))
+            break
+        sent += 1
     return sent
 
 
@@ -58,37 +74,42 @@ def _waiting_jobs(rt: Runtime, ids: Iterable[str]) -> set[str]:
 
 
 def reconcile(rt: Runtime) -> int:
-    """Re-dispatch every unfinished task no job will run, and close requests whose tasks are all final.
+    """Re-dispatch every unfinished task no job will run, fail those with no attempt left, and close requests
+    whose tasks are all final.
 
     A task needs a new job when it is `running` with a lapsed lease (its worker died: a live job renews the
     lease), or `pending` while its latest job is no longer waiting in Redis (flushed, restarted, or lost between
-    a failure and its retry). Returns the number of tasks re-dispatched.
+    a failure and its retry). Such a task that has used every attempt (`[dsar] task_attempts`) gets no new job:
+    it is failed, and its request closes. Returns the number of tasks re-dispatched.
     """
+    from dsar.config import options
     from dsar.jobs import close_request
 
+    limit = options(rt.settings).task_attempts
     now = utcnow()
     latest = (select(DsarDispatch.task_id, func.max(DsarDispatch.id).label("last"))
               .group_by(DsarDispatch.task_id).subquery())
     with rt.db.sessions() as session:
         rows = list(session.execute(
-            select(DsarTask.id, DsarTask.state, DsarTask.lease_until, DsarDispatch.id, DsarDispatch.dispatched_at)
+            select(DsarTask.id, DsarTask.state, DsarTask.lease_until, DsarTask.attempts, DsarDispatch.id,
+                   DsarDispatch.dispatched_at)
             .join(DsarRequest, DsarRequest.id == DsarTask.request_id)
             .outerjoin(latest, latest.c.task_id == DsarTask.id)
             .outerjoin(DsarDispatch, DsarDispatch.id == latest.c.last)
             .where(DsarRequest.status == "in_progress", DsarTask.state.in_(("pending", "running")),
                    DsarTask.store != MANUAL_TASK)))
-        stuck = list(session.scalars(
-            select(DsarRequest.id).where(DsarRequest.status == "in_progress",
-                                         ~select(DsarTask.id).where(DsarTask.request_id == DsarRequest.id,
-                                                                    DsarTask.state.in_(("pending", "running")))
-                                         .exists())))
-    candidates = []
-    for task_id, state, lease_until, dispatch_id, dispatched_at in rows:
+    candidates, spent = [], []
+    for task_id, state, lease_until, attempts, dispatch_id, dispatched_at in rows:
         if lease_until is not None and lease_until > now:
             continue  # a live worker holds it
+        if attempts >= limit:
+            spent.append(task_id)
+            continue
         if state == "pending" and dispatch_id is not None and dispatched_at is None:
             continue  # its outbox row is not sent yet: dispatch() takes care of it
         candidates.append((task_id, state, None if dispatch_id is None else job_id(task_id, dispatch_id)))
+    if spent:
+        _give_up(rt, spent, limit)
     waiting = _waiting_jobs(rt, [j for _, state, j in candidates if j and state == "pending"])
     redo = [task_id for task_id, state, j in candidates if state == "running" or j not in waiting]
     if redo:
@@ -96,6 +117,27 @@ def reconcile(rt: Runtime) -> int:
             session.add_all(DsarDispatch(task_id=task_id) for task_id in redo)
         log.info("reconciler: re-dispatching %d task(s)", len(redo))
     dispatch(rt)
+    with rt.db.sessions() as session:
+        stuck = list(session.scalars(
+            select(DsarRequest.id).where(DsarRequest.status == "in_progress",
+                                         ~select(DsarTask.id).where(DsarTask.request_id == DsarRequest.id,
+                                                                    DsarTask.state.in_(("pending", "running")))
+                                         .exists())))
     for request_id in stuck:
         close_request(rt, request_id)
     return len(redo)
+
+
+def _give_up(rt: Runtime, task_ids: list[str], limit: int) -> None:
+    """Fail tasks that used every attempt and whose last run is gone (checked again under the row lock)."""
+    from dsar.jobs import give_up
+
+    with rt.db.session() as session:
+        for task_id in task_ids:
+            task = session.scalar(select(DsarTask).where(
+                DsarTask.id == task_id, DsarTask.state.in_(("pending", "running")), DsarTask.attempts >= limit,
+                or_(DsarTask.lease_until.is_(None), DsarTask.lease_until <= utcnow())).with_for_update())
+            if task is not None:
+                app_id = session.scalar(select(DsarRequest.app_id).where(DsarRequest.id == task.request_id))
+                give_up(session, task, app_id, limit)
+    log.warning("reconciler: %d task(s) failed with no attempt left", len(task_ids))

@@ -126,3 +126,13 @@ SENT: list[Any] = []
 def collect(session: Any, keys: Any, message: Any) -> None:
     """A notifier (`[dsar] notifier = "tests.dsar.plugins:collect"`) that keeps what it is given."""
     SENT.append(message)
+
+
+class UnrecordableStore(_SqliteStore):
+    """Erases, then reports a count the service cannot store (not a number): recording the task's result fails
+    after the store's work is done, as any unexpected error at that point would."""
+
+    def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, Any]:
+        with self._db() as conn:
+            conn.execute("DELETE FROM items WHERE user_id = ?", (self._user(identity),))
+        return {"misc": object()}
