@@ -19,6 +19,7 @@ class Options:
     export_ttl_hours: float = 72      # exports are destroyed this long after they are ready
     download_token_minutes: float = 10
     code_ttl_minutes: float = 15      # a verification code's life
+    code_resends_per_hour: int = 3    # new codes a request may be sent per hour after the first (then 429)
     # Consent records kept as proof on erasure: false (none), true (all), or a list of policy keys.
     keep_consent_proof: bool | tuple[str, ...] = False
     export_dir: Path | None = None    # default: <instance>/exports
@@ -85,6 +86,7 @@ def options(settings: Settings) -> Options:
         export_ttl_hours=_number(section, "export_ttl_hours", d.export_ttl_hours, 0, False),
         download_token_minutes=_number(section, "download_token_minutes", d.download_token_minutes, 0.1, False),
         code_ttl_minutes=_number(section, "code_ttl_minutes", d.code_ttl_minutes, 1, False),
+        code_resends_per_hour=_number(section, "code_resends_per_hour", d.code_resends_per_hour, 0, True),
         keep_consent_proof=keep,
         export_dir=Path(export_dir) if export_dir else settings.instance_path / "exports",
         notifier=notifier,

@@ -40,7 +40,9 @@ class DsarRequest(Base):
     verified_by: Mapped[str | None] = mapped_column(String(100))
     code_hash: Mapped[str | None] = mapped_column(String(64))
     code_expires_at: Mapped[datetime | None]
-    code_attempts: Mapped[int] = mapped_column(default=0)
+    code_attempts: Mapped[int] = mapped_column(default=0)  # wrong codes for this request, across resends
+    # When codes were resent (Unix seconds), the last hour's only: resends are limited per request per hour.
+    code_resent_at: Mapped[list[int] | None] = mapped_column(JSON)
     closed_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     certificate: Mapped[str | None] = mapped_column(Text)

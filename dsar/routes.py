@@ -101,8 +101,10 @@ def verify(data: dict[str, Any], request_id: str) -> Any:
 @blp.post("/requests/<request_id>/resend-code")
 @require_scope("dsar:submit")
 @blp.response(200, schemas.RequestOut)
+@blp.alt_response(429, description="too many resends for this request in the last hour; see Retry-After")
 def resend(request_id: str) -> Any:
-    """Send a new code (the old one stops working)."""
+    """Send a new code (the old one stops working); `[dsar] code_resends_per_hour` (3) per request in any hour.
+    Wrong codes count per request across resends: the fifth locks it."""
     with _rt().db.session() as session:
         dsar.resend_code(session, _rt(), _actor(), request_id)
     return _view(request_id)

@@ -28,11 +28,12 @@ from dsar.outbox import MANUAL_TASK
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
-from service.errors import Conflict, DomainError, Invalid, NotFound
+from service.errors import Conflict, DomainError, Invalid, NotFound, TooManyRequests
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
-MAX_CODE_ATTEMPTS = 5
+MAX_CODE_ATTEMPTS = 5  # wrong codes per request, across resends, before it locks
+RESEND_WINDOW = 3600  # seconds: resends are counted per request over the last hour
 STORE_TYPES = frozenset({"access", "portability", "erasure"})
 FLAG_TYPES = frozenset({"restriction", "objection"})
 
@@ -63,9 +64,11 @@ def _hash_code(rt: Runtime, req: DsarRequest, code: str) -> str:
 
 
 def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
+    # The wrong-guess count is the request's, not the code's: a new code does not reset it, or resending would
+    # give a guesser five more tries each time.
     ttl = options(rt.settings).code_ttl
     code = f"{secrets.randbelow(10**6):06d}"
-    req.code_hash, req.code_expires_at, req.code_attempts = _hash_code(rt, req, code), utcnow() + ttl, 0
+    req.code_hash, req.code_expires_at = _hash_code(rt, req, code), utcnow() + ttl
     notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="verification_code",
                 recipient=contact_of(rt, req) or "",
                 body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.")
@@ -153,9 +156,20 @@ def verify(session: Session, rt: Runtime, actor: Actor, request_id: str, code: s
 
 
 def resend_code(session: Session, rt: Runtime, actor: Actor, request_id: str) -> DsarRequest:
+    """Send a new code; at most `[dsar] code_resends_per_hour` per request in any hour (TooManyRequests with
+    the seconds until the next one is allowed)."""
     req = get_request(session, actor.app_id, request_id, lock=True)
     if req.status != "pending_verification":
         raise Conflict(f"the request is {req.status}, not pending verification")
+    now = int(utcnow().timestamp())
+    recent = [t for t in req.code_resent_at or [] if t > now - RESEND_WINDOW]
+    limit = options(rt.settings).code_resends_per_hour
+    if len(recent) >= limit:
+        wait = (min(recent) + RESEND_WINDOW - now) if recent else RESEND_WINDOW
+        raise TooManyRequests(f"a new code was resent {len(recent)} time(s) in the last hour, the most allowed: "
+                              f"resend again in {wait} s", detail={"retry_after": wait},
+                              headers={"Retry-After": str(wait)})
+    req.code_resent_at = [*recent, now]
     _send_code(session, rt, req)
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.code_sent",
                  resource_type="dsar_request", resource_id=req.id)

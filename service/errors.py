@@ -19,11 +19,12 @@ class DomainError(Exception):
     status = 400
 
     def __init__(self, message: str, *, errors: dict[str, Any] | None = None,
-                 detail: dict[str, Any] | None = None) -> None:
+                 detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
         self.detail = detail
+        self.headers = headers  # e.g. Retry-After
 
 
 class NotFound(DomainError):
@@ -32,6 +33,12 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     status = 409
+
+
+class TooManyRequests(DomainError):
+    """A limit on how often something may be done was reached; give `Retry-After` in `headers`."""
+
+    status = 429
 
 
 class Invalid(DomainError):
@@ -54,6 +61,8 @@ def register(app: Flask) -> None:
             kwargs["errors"] = {"json": exc.errors}
         if exc.detail:
             kwargs["detail"] = exc.detail
+        if exc.headers:
+            kwargs["headers"] = exc.headers
         return render(exc.status, **kwargs)
 
     def _database_error(exc: Exception) -> Any:
