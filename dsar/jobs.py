@@ -295,9 +295,12 @@ def purge_exports() -> int:
 
 def maintain() -> dict[str, int]:
     """The scheduler's periodic pass: dispatch what the outbox still holds, re-dispatch tasks whose worker is
-    gone or whose job Redis lost, close requests left open, and destroy exports past their time."""
+    gone or whose job Redis lost, close requests left open, destroy exports past their time, and forget
+    idempotency keys past theirs."""
     from dsar.outbox import dispatch, reconcile
+    from service.idempotency import purge_expired
 
     rt = runtime()
-    return {"dispatched": dispatch(rt), "reconciled": reconcile(rt), "exports_destroyed": purge_exports()}
+    return {"dispatched": dispatch(rt), "reconciled": reconcile(rt), "exports_destroyed": purge_exports(),
+            "idempotency_keys_expired": purge_expired(rt.db)}
 

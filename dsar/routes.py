@@ -16,6 +16,7 @@ from dsar.exports import decrypt_chunks
 from dsar.outbox import dispatch
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
+from service.idempotency import claim, idempotent
 from service.runtime import Runtime
 
 blp = ApiBlueprint("requests", __name__, url_prefix="/v1", description="Data-subject rights requests")
@@ -38,7 +39,8 @@ def _view(request_id: str) -> dict[str, Any]:
 
 def _after_commit(request_id: str) -> dict[str, Any]:
     # The outbox rows are committed with the change; now hand them to the queue (in-process: run them). Rows a
-    # crash leaves behind are sent by the maintenance pass.
+    # crash, or a queue that is down, leaves behind are sent by the maintenance pass: dispatch never turns the
+    # saved change into an error.
     dispatch(_rt())
     return _view(request_id)
 
@@ -51,15 +53,24 @@ def _check_config(state: Any) -> None:
     deadlines(settings.toml)
 
 
+def _replay(request_id: str) -> tuple[Any, int]:
+    return schemas.RequestOut().dump(_view(request_id)), 202
+
+
 @blp.post("/requests")
 @require_scope("dsar:submit")
+@idempotent(_replay)
 @blp.arguments(schemas.RequestIn)
 @blp.response(202, schemas.RequestOut)
 def submit(data: dict[str, Any]) -> Any:
-    """Submit a request. Unless a dsar:manage key marks it verified, a one-time code goes to contact_email."""
+    """Submit a request. Unless a dsar:manage key marks it verified, a one-time code goes to contact_email.
+
+    Answers 202 once the request is saved, even when the queue cannot take its jobs now (the maintenance pass
+    dispatches them). With an `Idempotency-Key`, a retry answers the first result and creates nothing."""
     with _rt().db.session() as session:
         req = dsar.submit(session, _rt(), _actor(), data, can_verify=current_principal().has("dsar:manage"))
         request_id = req.id
+        claim(session, request_id)
     return _after_commit(request_id)
 
 

@@ -16,15 +16,15 @@ def execute_run(run_id: str) -> str | None:
 
 
 def run_due_policies() -> list[str]:
-    """The scheduler's tick: start a run of the policies whose schedule came due, and resume stranded runs."""
+    """The scheduler's tick: start a run of the policies whose schedule came due, and dispatch again the runs
+    left stranded (a dead attempt, or a job the queue never took or lost). Returns the runs dispatched."""
     rt = runtime()
     started = []
-    for run_id in schedule.stranded(rt.db):
-        log.info("retention run %s: resuming", run_id)
-        runs.dispatch(rt.queue, run_id)
-        started.append(run_id)
+    for run_id in schedule.stranded(rt.db, redis=rt.queue.redis):
+        log.info("retention run %s: dispatching again", run_id)
+        if runs.dispatch(rt.queue, run_id):
+            started.append(run_id)
     run_id = schedule.claim_due(rt.db)
-    if run_id is not None:
-        runs.dispatch(rt.queue, run_id)
+    if run_id is not None and runs.dispatch(rt.queue, run_id):
         started.append(run_id)
     return started

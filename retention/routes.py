@@ -11,6 +11,7 @@ from retention import certificates, policies, runs, schemas
 from retention.views import policy_view
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
+from service.idempotency import claim, idempotent
 
 blp = ApiBlueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention policies, destruction runs and their certificates")
@@ -99,17 +100,25 @@ def enable_policy(key: str) -> Any:
         return policy_view(session, policies.set_enabled(session, _actor(), key, True))
 
 
+def _replay_run(run_id: str) -> tuple[Any, int]:
+    with _db().sessions() as session:
+        return schemas.RetentionRunOut().dump(runs.report(session, runs.get_run(session, run_id))), 202
+
+
 @blp.post("/runs")
 @require_scope(SCOPE)
+@idempotent(_replay_run)
 @blp.arguments(schemas.RetentionRunIn)
 @blp.response(202, schemas.RetentionRunOut)
 def request_run(data: dict[str, Any]) -> Any:
     """Apply one policy, or every enabled policy, as a job on the `retention` queue.
 
     A run already queued or running for the same policy (and the same dry_run) is returned instead of a new one.
+    Answers 202 once the run is saved, even when the queue cannot take it now (the scheduler's tick dispatches
+    it). With an `Idempotency-Key`, a retry answers the first result.
     """
     run_id, created = runs.request_run(_db(), _actor(), policy_key=data["policy"], dry_run=data["dry_run"],
-                                       from_dry_run=data["from_dry_run"])
+                                       from_dry_run=data["from_dry_run"], on_create=claim)
     if created:
         runs.dispatch(current_app.extensions["queue"], run_id)
     with _db().sessions() as session:

@@ -3,8 +3,9 @@ report of a run as the API and the CLI show it."""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from service import audit
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 
+log = logging.getLogger(__name__)
 RETRIES = 3
 RETRY_INTERVALS = (10, 60, 300)
 
@@ -69,8 +71,11 @@ def _targets(session: Session, policy_key: str | None) -> list[RetentionPolicy]:
 
 
 def request_run(db: Any, actor: policies.Actor, *, policy_key: str | None = None, dry_run: bool = False,
-                trigger: str = "api", from_dry_run: str | None = None) -> tuple[str, bool]:
-    """Create a run, or return the one already queued or running for the same policy: (run id, created)."""
+                trigger: str = "api", from_dry_run: str | None = None,
+                on_create: Callable[[Session, str], None] | None = None) -> tuple[str, bool]:
+    """Create a run, or return the one already queued or running for the same policy: (run id, created).
+    Commits. `on_create(session, run_id)` is called in the transaction that creates the run (an idempotency
+    key's claim, say): it commits with the run or not at all."""
     source_policy = policy_key
     if from_dry_run is not None:
         if dry_run:
@@ -111,6 +116,8 @@ def request_run(db: Any, actor: policies.Actor, *, policy_key: str | None = None
                              resource_type="retention_run", resource_id=run.id,
                              details={"policy": source_policy, "dry_run": dry_run, "trigger": trigger,
                                       "from_dry_run": from_dry_run, "steps": len(steps)})
+                if on_create is not None:
+                    on_create(session, run.id)
                 return run.id, True
         except IntegrityError:
             continue  # the concurrent trigger won: return its run on the next pass
@@ -131,12 +138,23 @@ def schedule_run(session: Session, targets: Sequence[RetentionPolicy], now: date
     return run
 
 
-def dispatch(queue: Any, run_id: str) -> None:
-    """Hand the run to the `retention` queue (in-process in the embedded default: it runs now)."""
+def job_id(run_id: str) -> str:
+    return f"retention-run-{run_id}"
+
+
+def dispatch(queue: Any, run_id: str) -> bool:
+    """Hand the run to the `retention` queue (in-process in the embedded default: it runs now); returns whether
+    the queue took it. Never raises: the run is saved, and a run the queue could not take (Redis down) stays
+    `queued` until the scheduler's tick finds its job missing and dispatches it again (retention.schedule)."""
     from retention.jobs import execute_run
 
-    queue.enqueue(execute_run, run_id, queue="retention", job_id=f"retention-run-{run_id}", retries=RETRIES,
-                  retry_intervals=RETRY_INTERVALS, timeout=24 * 3600)
+    try:
+        queue.enqueue(execute_run, run_id, queue="retention", job_id=job_id(run_id), retries=RETRIES,
+                      retry_intervals=RETRY_INTERVALS, timeout=24 * 3600)
+    except Exception as exc:  # noqa: BLE001 - the queue is down (or, in-process, the run failed: it says how)
+        log.warning("retention run %s: not dispatched (%s); the scheduler's tick will", run_id, type(exc).__name__)
+        return False
+    return True
 
 
 def get_run(session: Session, run_id: str) -> RetentionRun:

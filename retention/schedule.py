@@ -3,7 +3,7 @@ scheduled run, so policies created or changed after the scheduler started are pi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -12,10 +12,11 @@ from retention import policies
 from retention.leases import LIVE_STATES
 from retention.models import RetentionPolicy, RetentionRun
 from retention.periods import latest_slot
-from retention.runs import schedule_run
+from retention.runs import job_id, schedule_run
 from service.db import utcnow
 
-LOST_AFTER = timedelta(minutes=10)  # a queued run no worker has started by then: its job was lost
+# RQ job states in which the job will still run: its run needs no new job.
+_WAITING = frozenset({"queued", "scheduled", "deferred"})
 
 
 def claim_due(db: Any, now: datetime | None = None) -> str | None:
@@ -45,11 +46,28 @@ def claim_due(db: Any, now: datetime | None = None) -> str | None:
         return schedule_run(session, claimed, now).id
 
 
-def stranded(db: Any, now: datetime | None = None) -> list[str]:
-    """Runs to hand to a worker again: their attempt died (lease expired) or their job never started."""
+def stranded(db: Any, now: datetime | None = None, redis: Any = None) -> list[str]:
+    """Runs to hand to a worker again: their attempt died (lease expired), or they wait `queued` while no job for
+    them waits in Redis (`redis`, the queue's connection; None in-process, where no job ever waits): the
+    queue was down when the run was requested, or Redis lost the job. A run whose job still waits is left alone,
+    so a tick adds no duplicates; one dispatched twice all the same runs once (its lease is claimed)."""
     now = now or utcnow()
     with db.sessions() as session:
-        return list(session.scalars(select(RetentionRun.id).where(
-            RetentionRun.state.in_(LIVE_STATES),
-            or_(RetentionRun.lease_expires_at < now,
-                (RetentionRun.lease_expires_at.is_(None)) & (RetentionRun.created_at < now - LOST_AFTER)))))
+        lapsed = list(session.scalars(select(RetentionRun.id).where(RetentionRun.state.in_(LIVE_STATES),
+                                                                    RetentionRun.lease_expires_at < now)
+                                      .order_by(RetentionRun.created_at)))
+        unstarted = list(session.scalars(select(RetentionRun.id).where(RetentionRun.state.in_(LIVE_STATES),
+                                                                       RetentionRun.lease_expires_at.is_(None))
+                                         .order_by(RetentionRun.created_at)))
+    waiting = _waiting_jobs(redis, [job_id(run_id) for run_id in unstarted])
+    return lapsed + [run_id for run_id in unstarted if job_id(run_id) not in waiting]
+
+
+def _waiting_jobs(redis: Any, ids: list[str]) -> set[str]:
+    """The job ids Redis holds queued, scheduled or deferred: jobs that will still run."""
+    if redis is None or not ids:
+        return set()
+    from rq.job import Job
+
+    return {job.id for job in Job.fetch_many(ids, connection=redis)
+            if job is not None and job.get_status(refresh=False) in _WAITING}

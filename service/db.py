@@ -145,7 +145,7 @@ def compact_json(value: Any) -> str:
 
 # Every module that declares tables; Alembic and the tests load them all through `load_models`.
 MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds", "dsar.models",
-                 "retention.models")
+                 "retention.models", "service.idempotency")
 
 
 def load_models() -> None:

@@ -313,3 +313,60 @@ def throwaway_postgres(_throwaway_cluster: ThrowawayPostgres) -> Iterator[Throwa
     yield _throwaway_cluster
     if not _throwaway_cluster.running:
         _throwaway_cluster.start()
+
+
+# --- a Redis server of the test's own, to stop and restart ------------------------------------------------
+
+class ThrowawayRedis:
+    """A `redis-server` on a free port with no persistence, which a test may stop and start (never the shared
+    server on 6379). Stopped, it refuses connections at once, as a crashed Redis does; started again, it is
+    empty, as a Redis that lost its data is."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._proc: Any = None
+
+    def start(self) -> None:
+        import shutil
+        import subprocess
+
+        from redis import Redis
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("no redis-server binary")
+        self._proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--dir", str(self.folder)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conn = Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            wait_for(lambda: _pings(conn), timeout=10, interval=0.05)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
+def _pings(conn: Any) -> bool:
+    try:
+        return bool(conn.ping())
+    except Exception:  # noqa: BLE001 - not listening yet
+        return False
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A Redis server of this test's own (see ThrowawayRedis), running when the test starts, stopped after it."""
+    server = ThrowawayRedis(tmp_path, _free_port())
+    server.start()
+    yield server
+    server.stop()

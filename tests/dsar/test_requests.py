@@ -256,7 +256,7 @@ def test_maintenance_pass_destroys_exports_past_their_time(inline_app, key_for):
         session.execute(update(DsarRequest).where(DsarRequest.id == old)
                         .values(export_expires_at=datetime.now(UTC) - timedelta(minutes=1)))
     with use_runtime(inline_app.extensions["runtime"]):
-        assert maintain() == {"dispatched": 0, "reconciled": 0, "exports_destroyed": 1}
+        assert maintain() == {"dispatched": 0, "reconciled": 0, "exports_destroyed": 1, "idempotency_keys_expired": 0}
     assert client.get(f"/v1/requests/{old}", headers=h).json["export_ready"] is False
     assert client.get(f"/v1/requests/{fresh}", headers=h).json["export_ready"] is True
 
