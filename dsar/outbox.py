@@ -37,7 +37,7 @@ def dispatch(rt: Runtime) -> int:
         pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id)
                                        .where(DsarDispatch.dispatched_at.is_(None))
                                        .order_by(DsarDispatch.id).limit(1000)))
-    for row_id, task_id in pending:
+    for index, (row_id, task_id) in enumerate(pending):
         with rt.db.session() as session:
             claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id,
                                                                  DsarDispatch.dispatched_at.is_(None))
@@ -53,7 +53,7 @@ def dispatch(rt: Runtime) -> int:
                 sent += 1
                 continue
             log.warning("dsar dispatch: the queue refused a job (%s); %d row(s) left for the next pass",
-                        type(exc).__name__, len(pending) - sent)
+                        type(exc).__name__, len(pending) - index)
             with rt.db.session() as session:
                 session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id)
                                 .values(dispatched_at=None))
