@@ -26,6 +26,8 @@ RENAMED = {"retention:manage": "platform:retention"}
 REVOCATION_CHANNEL = "privacy_key_revoked"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KEY_PREFIX = "psk"
+# A key id is 16 lowercase hex digits; anything else (a NUL byte, non-ASCII) is refused before any query.
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class App(Base):
@@ -124,7 +126,7 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
 def authenticate(session: Session, secret: str) -> Principal | None:
     """The principal for a presented key, or None for a malformed, unknown or revoked key."""
     parts = secret.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 16:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not _KEY_ID.fullmatch(parts[1]):
         return None
     row = session.execute(
         select(ApiKey.secret_hash, ApiKey.scopes, ApiKey.revoked_at, App.id, App.slug)

@@ -92,6 +92,13 @@ def test_key_with_wrong_secret_for_real_key_id_is_401(client, make_key):
     assert client.get("/v1/policies", headers={"Authorization": tampered}).status_code == 401
 
 
+@pytest.mark.parametrize("key_id", ["0123456789abc\x00ef", "0123456789abcdeé", "0123456789ABCDEF"])
+def test_malformed_key_id_is_401_not_500(client, make_key, key_id):
+    make_key("app-a", "consent:read")
+    response = client.get("/v1/policies", headers={"Authorization": f"Bearer psk_{key_id}_{'x' * 43}"})
+    assert response.status_code == 401
+
+
 def test_other_apps_resources_are_404(client, make_key):
     a = make_key("app-a", ALL)
     b = make_key("app-b", ALL)
