@@ -103,10 +103,16 @@ def resume_command(run_id: str) -> None:
 @retention_cli.command("tick")
 def tick_command() -> None:
     """Start the runs of due policies now (what the scheduler does every RETENTION_TICK_SECONDS)."""
+    from redis.exceptions import RedisError
+
     from service.runtime import use_runtime
 
-    with use_runtime(_rt()):
-        started = jobs.run_due_policies()
+    try:
+        with use_runtime(_rt()):
+            started = jobs.run_due_policies()
+    except RedisError as exc:
+        raise click.ClickException(f"Redis is unreachable ({type(exc).__name__}): queued runs stay queued and "
+                                   "the next tick dispatches them") from None
     click.echo("\n".join(started) if started else "nothing due")
 
 

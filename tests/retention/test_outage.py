@@ -41,6 +41,9 @@ def test_run_requested_while_redis_is_down_is_run_once_it_is_back(throwaway_redi
         other = client.post(RUNS, json={**body, "dry_run": False}, headers={**h, "Idempotency-Key":
                                                                            "nightly-2026-11-28"})
         assert other.status_code == 422 and "Idempotency-Key" in other.json["message"]
+        down = app.test_cli_runner().invoke(args=["retention", "tick"])
+        assert down.exit_code == 1 and "Redis is unreachable" in down.output, down.output
+        assert "Traceback" not in down.output
 
         throwaway_redis.start()  # back, and empty: the run's job was never there
         start_worker("retention", config=config)
