@@ -28,7 +28,7 @@ from dsar.outbox import MANUAL_TASK
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
-from service.errors import Conflict, DomainError, Invalid, NotFound, TooManyRequests
+from service.errors import Conflict, Forbidden, Gone, Invalid, Locked, NotFound, TooManyRequests
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
@@ -36,18 +36,6 @@ MAX_CODE_ATTEMPTS = 5  # wrong codes per request, across resends, before it lock
 RESEND_WINDOW = 3600  # seconds: resends are counted per request over the last hour
 STORE_TYPES = frozenset({"access", "portability", "erasure"})
 FLAG_TYPES = frozenset({"restriction", "objection"})
-
-
-class Locked(DomainError):
-    status = 423
-
-
-class Gone(DomainError):
-    status = 410
-
-
-class Forbidden(DomainError):
-    status = 403
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,30 @@ class DomainError(Exception):
         self.headers = headers  # e.g. Retry-After
 
 
+class Forbidden(DomainError):
+    """The caller may not do this, though it may use the endpoint (e.g. a flag only another scope may set)."""
+
+    status = 403
+
+
 class NotFound(DomainError):
     status = 404
 
 
 class Conflict(DomainError):
     status = 409
+
+
+class Gone(DomainError):
+    """What was asked for existed but is no more (an expired code, a destroyed export, a used token)."""
+
+    status = 410
+
+
+class Locked(DomainError):
+    """The resource is locked against this action (e.g. a request locked after too many wrong codes)."""
+
+    status = 423
 
 
 class TooManyRequests(DomainError):
