@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -143,6 +144,26 @@ def check_expire_args(store: str, categories: Collection[str], category: str, ol
         raise StoreError(f"store {store}: older_than must be timezone-aware")
     if batch_size < 1:
         raise StoreError(f"store {store}: batch_size must be >= 1")
+
+
+class ExpiresByTimestamp(ABC):
+    """`expire` for plugins that compare each record's time, in epoch seconds, with the cutoff (files, redis): the
+    shared argument checks, and no `on_batch` on a dry run. The plugin implements `_expire`."""
+
+    name: str
+
+    @abstractmethod
+    def describe(self) -> Description: ...
+
+    @abstractmethod
+    def _expire(self, category: str, cutoff: float, batch_size: int, dry_run: bool,
+                exclude_subjects: Collection[Identity], on_batch: BatchHook | None = None) -> Iterator[int]: ...
+
+    def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
+               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
+        check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
+        hook = None if dry_run else on_batch
+        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
 
 
 def usable(store: str, identity: Identity, types: Collection[str]) -> dict[str, str]:

@@ -12,11 +12,11 @@ from typing import IO, Any
 from service.stores.contract import (
     BatchHook,
     Description,
+    ExpiresByTimestamp,
     Identity,
     NotApplicable,
     Record,
     StoreUnavailable,
-    check_expire_args,
     usable,
 )
 from service.stores.options import Options, StoreContext
@@ -29,7 +29,7 @@ def _safe_segment(value: str) -> bool:
         and os.sep not in value
 
 
-class FileStore:
+class FileStore(ExpiresByTimestamp):
     """Files under `root`; `[[stores.paths]]` entries map a template such as `uploads/{user_id}/**` to a category.
 
     Only regular files count (symbolic links are ignored, so nothing outside `root` is ever read or deleted);
@@ -126,12 +126,6 @@ class FileStore:
                 break
             parent = parent.parent
         return True
-
-    def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
-        check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
-        hook = None if dry_run else on_batch
-        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
 
     def _expire(self, category: str, cutoff: float, batch_size: int, dry_run: bool,
                 exclude_subjects: Collection[Identity], on_batch: BatchHook | None = None) -> Iterator[int]:

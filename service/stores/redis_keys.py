@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Mapping
-from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -14,11 +13,11 @@ from redis.exceptions import RedisError
 from service.stores.contract import (
     BatchHook,
     Description,
+    ExpiresByTimestamp,
     Identity,
     NotApplicable,
     Record,
     StoreUnavailable,
-    check_expire_args,
     usable,
 )
 from service.stores.options import Options, StoreContext
@@ -67,7 +66,7 @@ def _chunks(keys: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield chunk
 
 
-class RedisStore:
+class RedisStore(ExpiresByTimestamp):
     """Keys in one Redis database; `[[stores.keys]]` entries map a key template to a category.
 
     `prefix` is prepended to every template (a namespace per deployment or test run). Keys whose template
@@ -165,12 +164,6 @@ class RedisStore:
             for chunk in _chunks(self._scan(template.for_subject(value, _escape)), self.scan_count):
                 counts[template.category] += int(self.client.unlink(*chunk))
         return counts
-
-    def expire(self, category: str, older_than: datetime, *, batch_size: int = 1000, dry_run: bool = False,
-               exclude_subjects: Collection[Identity] = (), on_batch: BatchHook | None = None) -> Iterator[int]:
-        check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
-        hook = None if dry_run else on_batch
-        return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
 
     def _expire(self, category: str, cutoff: float, batch_size: int, dry_run: bool,
                 exclude_subjects: Collection[Identity], on_batch: BatchHook | None = None) -> Iterator[int]:
