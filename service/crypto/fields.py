@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 if TYPE_CHECKING:
-    from service.crypto.keys import KeyRing
+    from service.crypto.keyring import KeyRing
 
 _VERSION = b"\x01"
 
