@@ -19,8 +19,10 @@ from flask import Flask
 from marshmallow import ValidationError
 
 from consent import schemas
-from consent import service as consent
+from consent.cache import PolicyCache
+from consent.context import Context
 from consent.routes import consent_status
+from consent.status import status_raw
 from service.errors import DomainError
 from service.logs import log_access
 
@@ -35,8 +37,8 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def install(app: Flask) -> None:
     """Put the fast path in front of `app`; the policy cache it reads is the one the routes use."""
-    app.extensions.setdefault("policy_cache", consent.PolicyCache(app.config["SETTINGS"].cache_ttl_seconds,
-                                                                   app.extensions["db"].sessions))
+    app.extensions.setdefault("policy_cache", PolicyCache(app.config["SETTINGS"].cache_ttl_seconds,
+                                                          app.extensions["db"].sessions))
     app.wsgi_app = StatusFastPath(app, app.wsgi_app)
 
 
@@ -68,11 +70,11 @@ class StatusFastPath:
         args = self._args(environ.get("QUERY_STRING", ""))
         if args is None:
             return None
-        ctx = consent.Context(principal=principal, keys=ext["keys"], settings=self.app.config["SETTINGS"])
+        ctx = Context(principal=principal, keys=ext["keys"], settings=self.app.config["SETTINGS"])
         cache = ext["policy_cache"]
         try:
             with ext["db"].autocommit() as reader:
-                state = consent.status(None, ctx, cache, args["subject_id"], args["policy"], reader=reader)
+                state = status_raw(reader, ctx, cache, args["subject_id"], args["policy"])
         except DomainError:
             return None  # a 404 or 409: the route renders it
         except Exception as exc:  # noqa: BLE001 - the route answers, or reports, every failure

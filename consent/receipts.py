@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from consent.models import ConsentEvent
+from consent.views import PolicyView, VersionRow
 from service.config import Settings
-
-if TYPE_CHECKING:
-    from consent.service import PolicyView, VersionRow
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
 
@@ -19,7 +17,7 @@ def _purpose_state(kind: str, granted: bool) -> str:
     return "withdrawn" if kind == "withdrawal" else "denied"
 
 
-def receipt_claims(*, event: ConsentEvent, record_hash: str, policy: "PolicyView", version: "VersionRow",
+def receipt_claims(*, event: ConsentEvent, record_hash: str, policy: PolicyView, version: VersionRow,
                    app_slug: str, settings: Settings, gpc_denied: list[str]) -> dict[str, Any]:
     """The signed payload. The subject appears only as its pseudonym (`piiPrincipalId`/`sub`)."""
     controller = settings.controller

@@ -1,4 +1,4 @@
-"""HTTP routes of the consent API (thin: validation by schemas, logic in consent.service)."""
+"""HTTP routes of the consent API (thin: validation by schemas, logic in the consent modules beside this one)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest.pagination import Page, PaginationParameters
 
-from consent import schemas, verifications
-from consent import service as consent
+from consent import history, policies, record, schemas, status, verifications
+from consent.cache import PolicyCache
+from consent.context import Context
+from consent.views import current_version
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
+from service.db import utcnow
 
 policy_blp = ApiBlueprint("policies", __name__, url_prefix="/v1", description="Privacy policies and versions")
 blp = ApiBlueprint("consents", __name__, url_prefix="/v1",
                    description="Consent records, status and receipts; the ledger's verifications")
 
 
-def _ctx() -> consent.Context:
-    return consent.Context(principal=current_principal(), keys=current_app.extensions["keys"],
+def _ctx() -> Context:
+    return Context(principal=current_principal(), keys=current_app.extensions["keys"],
                            settings=current_app.config["SETTINGS"])
 
 
@@ -26,12 +29,12 @@ def _db() -> Any:
     return current_app.extensions["db"]
 
 
-def _cache() -> consent.PolicyCache:
+def _cache() -> PolicyCache:
     return current_app.extensions["policy_cache"]  # created by consent.fastpath.install
 
 
 def _policy_out(policy: Any) -> dict[str, Any]:
-    current = consent.current_version(policy.versions, consent.utcnow())
+    current = current_version(policy.versions, utcnow())
     return {"key": policy.key, "title": policy.title, "purposes": policy.purposes,
             "current_version": current.version if current else None, "created_at": policy.created_at}
 
@@ -43,7 +46,7 @@ def _policy_out(policy: Any) -> dict[str, Any]:
 def create_policy(data: dict[str, Any]) -> Any:
     """Create a privacy policy with its purposes."""
     with _db().session() as session:
-        return _policy_out(consent.create_policy(session, _ctx(), data))
+        return _policy_out(policies.create_policy(session, _ctx(), data))
 
 
 @policy_blp.get("/policies")
@@ -52,10 +55,10 @@ def create_policy(data: dict[str, Any]) -> Any:
 @policy_blp.paginate()
 def list_policies(pagination_parameters: PaginationParameters) -> Any:
     """The app's policies, by key."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         # An app has a handful of policies: page the list, then load the versions of that page only.
-        policies = Page(consent.list_policies(session, current_principal().app_id), pagination_parameters).items
-        return [_policy_out(p) for p in policies]
+        page = Page(policies.list_policies(session, current_principal().app_id), pagination_parameters).items
+        return [_policy_out(p) for p in page]
 
 
 @policy_blp.get("/policies/<key>")
@@ -63,8 +66,8 @@ def list_policies(pagination_parameters: PaginationParameters) -> Any:
 @policy_blp.response(200, schemas.PolicyOut)
 def get_policy(key: str) -> Any:
     """One policy with its purposes and current version."""
-    with _db().sessions() as session:
-        return _policy_out(consent.get_policy(session, current_principal().app_id, key))
+    with _db().session() as session:
+        return _policy_out(policies.get_policy(session, current_principal().app_id, key))
 
 
 @policy_blp.post("/policies/<key>/versions")
@@ -74,7 +77,7 @@ def get_policy(key: str) -> Any:
 def add_version(data: dict[str, Any], key: str) -> Any:
     """Publish a version. A material version requires fresh consent once it takes effect."""
     with _db().session() as session:
-        version = consent.add_version(session, _ctx(), key, data)
+        version = policies.add_version(session, _ctx(), key, data)
     _cache().invalidate(current_principal().app_id, key)
     return version
 
@@ -84,8 +87,8 @@ def add_version(data: dict[str, Any], key: str) -> Any:
 @policy_blp.response(200, schemas.VersionOut(many=True))
 def list_versions(key: str) -> Any:
     """The policy's versions, newest first."""
-    with _db().sessions() as session:
-        return list(reversed(consent.get_policy(session, current_principal().app_id, key).versions))
+    with _db().session() as session:
+        return list(reversed(policies.get_policy(session, current_principal().app_id, key).versions))
 
 
 @blp.post("/consents")
@@ -98,12 +101,10 @@ def record_consent(data: dict[str, Any]) -> Any:
 
     A `Sec-GPC: 1` header (or `gpc: true`) records purposes that honour GPC as denied.
     """
-    with _db().sessions() as session, _db().autocommit() as raw:
-        event = consent.record_consent(session, _ctx(), data, request.headers.get("Sec-GPC") == "1", _cache(),
-                                       raw=raw)
-        return {"id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
-                "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at,
-                "receipt": event.receipt}
+    # Commits on its own (the ledger's write): no unit of work to open here.
+    event = record.record_consent(_db(), _ctx(), data, request.headers.get("Sec-GPC") == "1", _cache())
+    return {"id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
+            "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at, "receipt": event.receipt}
 
 
 @blp.get("/consents/status")
@@ -116,7 +117,7 @@ def consent_status(args: dict[str, Any]) -> Any:
     Most calls are answered by consent.fastpath beneath Flask with the same body; this route answers the rest.
     """
     with _db().autocommit() as reader:
-        return consent.status(None, _ctx(), _cache(), args["subject_id"], args["policy"], reader=reader)
+        return status.status_raw(reader, _ctx(), _cache(), args["subject_id"], args["policy"])
 
 
 @blp.post("/consents/withdraw")
@@ -126,10 +127,10 @@ def consent_status(args: dict[str, Any]) -> Any:
 def withdraw(data: dict[str, Any]) -> Any:
     """Withdraw consent for some purposes, or all when `purposes` is absent; returns a signed receipt."""
     ctx = _ctx()
-    with _db().sessions() as session:
-        event = consent.withdraw(session, ctx, data, _cache())
-        state = consent.status(session, ctx, _cache(), data["subject_id"], data["policy"])
-        return {**state, "id": event.id, "created_at": event.created_at, "receipt": event.receipt}
+    event = record.withdraw(_db(), ctx, data, _cache())  # commits on its own (the ledger's write)
+    with _db().session() as session:
+        state = status.status(session, ctx, _cache(), data["subject_id"], data["policy"])
+    return {**state, "id": event.id, "created_at": event.created_at, "receipt": event.receipt}
 
 
 @blp.get("/subjects/<subject_id>/consents")
@@ -139,8 +140,8 @@ def withdraw(data: dict[str, Any]) -> Any:
 @blp.paginate()
 def consent_history(args: dict[str, Any], subject_id: str, pagination_parameters: PaginationParameters) -> Any:
     """The subject's consent history, newest first."""
-    with _db().sessions() as session:
-        items, total = consent.history(session, _ctx(), subject_id, args["policy"],
+    with _db().session() as session:
+        items, total = history.history(session, _ctx(), subject_id, args["policy"],
                                        pagination_parameters.first_item, pagination_parameters.page_size)
     pagination_parameters.item_count = total
     return items
@@ -158,7 +159,7 @@ def ledger_verifications(pagination_parameters: PaginationParameters) -> Any:
     """
     principal = current_principal()
     platform = principal.has("platform:read")
-    with _db().sessions() as session:
+    with _db().session() as session:
         rows, total = verifications.page(session, pagination_parameters.first_item, pagination_parameters.page_size)
     pagination_parameters.item_count = total
     return [_verification_out(row, platform or row.first_break_app_id == principal.app_id, platform)

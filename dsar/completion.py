@@ -101,18 +101,18 @@ def _build_export(rt: Runtime, session: Session, req: DsarRequest, tasks: list[D
 
 def _erase_consent(rt: Runtime, session: Session, req: DsarRequest, identity: dict[str, str]) -> dict[str, Any]:
     """Remove the subject's consent records except those kept as proof (`[dsar] keep_consent_proof`)."""
-    from consent import service as consent
+    from consent.history import erase_subject_chain, subject_policy_keys
 
     previous = req.consent_result or {}
     if not identity.get("user_id"):
         return {"consent_events_removed": 0, "kept_policies": [], "note": "no user_id: no consent records"}
     opts = options(rt.settings)
     subject = rt.keys.pseudonyms.subject(req.app_id, identity["user_id"])
-    policies = consent.subject_policy_keys(session, req.app_id, subject)
+    policies = subject_policy_keys(session, req.app_id, subject)
     kept = [p for p in policies if opts.keeps_consent_of(p)]
     removed = 0
     if len(kept) < len(policies):
-        removed = consent.erase_subject_chain(session, req.app_id, subject, f"dsar:{req.id}", keep_policies=kept)
+        removed = erase_subject_chain(session, req.app_id, subject, f"dsar:{req.id}", keep_policies=kept)
     return {"consent_events_removed": removed + previous.get("consent_events_removed", 0),
             "kept_policies": sorted(set(kept) | set(previous.get("kept_policies", []))),
             "note": "kept as proof of consent ([dsar] keep_consent_proof)" if kept else None}

@@ -248,22 +248,26 @@ def _execute(rt: Runtime, work: _Work, store_name: str) -> tuple[dict[str, int],
 
 def _withdraw_consents(rt: Runtime, work: _Work) -> dict[str, int]:
     """Withdraw every consent the subject holds, through the consent service (receipts and ledger included)."""
-    from consent import service as consent
+    from consent.cache import PolicyCache
+    from consent.context import Context
+    from consent.history import subject_policy_keys
+    from consent.record import withdraw
+    from consent.status import status
     from service.tenancy import App, Principal
 
     user_id = work.identity.get("user_id")
     if not user_id:
         raise NotApplicable("consent records are kept by user_id")
     withdrawn = 0
-    with rt.db.sessions() as session:
+    with rt.db.session() as session:  # reads only: each withdrawal commits on its own (the ledger's write)
         slug = session.get(App, work.app_id).slug
         principal = Principal(app_id=work.app_id, app_slug=slug, key_id=f"dsar-{work.request_id[:8]}",
                               scopes=frozenset())
-        ctx = consent.Context(principal=principal, keys=rt.keys, settings=rt.settings)
-        for key in consent.subject_policy_keys(session, work.app_id, ctx.pseudonym(user_id)):
-            state = consent.status(session, ctx, consent.PolicyCache(0), user_id, key)
+        ctx = Context(principal=principal, keys=rt.keys, settings=rt.settings)
+        for key in subject_policy_keys(session, work.app_id, ctx.pseudonym(user_id)):
+            state = status(session, ctx, PolicyCache(0), user_id, key)
             if any(state["purposes"].values()):  # already all withdrawn: a re-run adds nothing
-                consent.withdraw(session, ctx, {"subject_id": user_id, "policy": key, "channel": "dsar"})
+                withdraw(rt.db, ctx, {"subject_id": user_id, "policy": key, "channel": "dsar"})
                 withdrawn += 1
     return {"policies_withdrawn": withdrawn}
 

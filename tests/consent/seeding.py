@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from consent.ledger import content_hash
 from consent.models import ConsentEvent, Policy
 from consent.receipts import receipt_claims
-from consent.service import PolicyView, VersionRow
+from consent.views import PolicyView, VersionRow
 from service.audit import AuditEvent
 from service.db import utcnow
 from service.ids import uuid7

@@ -5,9 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from consent import service
+from consent.chain import append_and_commit
+from consent.context import Context
 from consent.ledger import verify
 from consent.models import ConsentEvent, PolicyVersion
+from consent.policies import get_policy
+from consent.views import PolicyView, VersionRow
 from service.audit import AuditEvent
 from service.tenancy import Principal
 
@@ -37,15 +40,15 @@ def test_an_unlocked_append_on_a_stale_tail_takes_the_locked_path(app, consent, 
     assert consent("u1").status_code == 201
     first = db_session.scalars(select(ConsentEvent)).one()
     db = app.extensions["db"]
-    policy = service.PolicyView.of(service.get_policy(db_session, first.app_id, "privacy"))
-    version = service._version_row(db_session.get(PolicyVersion, first.version_id))
-    ctx = service.Context(principal=Principal(first.app_id, "app-a", "k1", frozenset()),
-                          keys=app.extensions["keys"], settings=app.config["SETTINGS"])
-    with db.sessions() as session, db.autocommit() as raw:
+    policy = PolicyView.of(get_policy(db_session, first.app_id, "privacy"))
+    version = VersionRow.of(db_session.get(PolicyVersion, first.version_id))
+    ctx = Context(principal=Principal(first.app_id, "app-a", "k1", frozenset()),
+                  keys=app.extensions["keys"], settings=app.config["SETTINGS"])
+    with db.autocommit() as raw:
         # tail=None: as if read before `first` was committed, so the unlocked insert collides on seq 1.
-        event = service._append(session, ctx, policy, version, first.subject, "consent",
-                                {"core": True, "analytics": False, "ads": False}, raw=raw, tail=None,
-                                gpc=False, gpc_denied=[], channel="web", locale=None, evidence=None)
+        event = append_and_commit(db, ctx, policy, version, first.subject, "consent",
+                                  {"core": True, "analytics": False, "ads": False}, raw=raw, tail=None,
+                                  gpc=False, gpc_denied=[], channel="web", locale=None, evidence=None)
     assert (event.seq, event.prev_hash) == (2, first.hash)
     assert db_session.scalar(select(func.count()).select_from(ConsentEvent)) == 2
     assert db_session.scalar(select(func.count()).select_from(AuditEvent)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from consent import service as consent_service
+from consent import history as consent_service
 from consent import verifications
 from consent.models import LedgerVerification
 from tests.consent.conftest import LEDGER_SUBJECTS

@@ -1,0 +1,25 @@
+"""The context of a consent operation: who calls, with which keys and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.crypto import KeyMaterial
+from service.tenancy import Principal
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a consent operation needs besides the session: the caller, the keys and the settings."""
+
+    principal: Principal
+    keys: KeyMaterial
+    settings: Settings
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.principal.key_id}"
+
+    def pseudonym(self, subject_id: str) -> str:
+        return self.keys.pseudonyms.subject(self.principal.app_id, subject_id)
