@@ -3,13 +3,11 @@ consent records' fate), and the notice to the subject."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsar import exports, notify
@@ -56,24 +54,14 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
 
 
 def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[str, str]) -> list[dict[str, Any]]:
-    """The subject's consent ledger entries with their evidence decrypted and their signed receipts."""
-    from consent.models import ConsentEvent, Policy
+    """The subject's consent ledger entries, oldest first, as consent's history shows them (evidence decrypted,
+    signed receipts), times in ISO 8601."""
+    from consent.history import subject_events
 
     if not identity.get("user_id"):
         return []
-    subject = rt.keys.pseudonyms.subject(app_id, identity["user_id"])
-    rows = session.execute(select(ConsentEvent, Policy.key).join(Policy, Policy.id == ConsentEvent.policy_id)
-                           .where(ConsentEvent.app_id == app_id, ConsentEvent.subject == subject)
-                           .order_by(ConsentEvent.seq))
-    history = []
-    for e, policy in rows:
-        evidence = None
-        if e.evidence is not None:
-            evidence = json.loads(rt.keys.fields.decrypt(e.evidence, f"consent_event:{e.id}:evidence"))
-        history.append({"id": e.id, "policy": policy, "kind": e.kind, "purposes": e.purposes, "gpc": e.gpc,
-                        "channel": e.channel, "locale": e.locale, "evidence": evidence,
-                        "created_at": e.created_at.isoformat(), "receipt": e.receipt})
-    return history
+    return [{**e, "created_at": e["created_at"].isoformat()}
+            for e in subject_events(session, rt.keys, app_id, identity["user_id"])]
 
 
 def _build_export(rt: Runtime, session: Session, req: DsarRequest, tasks: list[DsarTask], identity: dict[str, str],
