@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from dsar import jobs, outbox
+from dsar import maintenance, outbox
 from service.runtime import use_runtime
 
 dsar_cli = AppGroup("dsar", help="Rights requests: dispatch, reconcile, purge exports.")
@@ -29,11 +29,11 @@ def reconcile() -> None:
 def purge_exports() -> None:
     """Destroy exports past their time."""
     with use_runtime(current_app.extensions["runtime"]):
-        click.echo(f"destroyed {jobs.purge_exports()} export(s)")
+        click.echo(f"destroyed {maintenance.purge_exports()} export(s)")
 
 
 @dsar_cli.command("maintain")
 def maintain() -> None:
     """The maintenance pass the scheduler runs: dispatch, reconcile, purge exports."""
     with use_runtime(current_app.extensions["runtime"]):
-        click.echo(" ".join(f"{k}={v}" for k, v in jobs.maintain().items()))
+        click.echo(" ".join(f"{k}={v}" for k, v in maintenance.maintain().items()))

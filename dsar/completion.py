@@ -8,19 +8,27 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsar import exports, notify
-from dsar.config import options
+from dsar.config import export_dir, options
 from dsar.fields import contact_of, subject_of
-from dsar.models import DsarRequest, DsarTask
+from dsar.models import TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
-TASK_FINAL = frozenset({"done", "not_applicable", "failed"})
+
+def close_request(rt: Runtime, request_id: str) -> None:
+    """Close the request if every task is final (export or certificate, state, notice), in a transaction of its
+    own: commits. Idempotent; called by a task's job once it ends, and by the reconciler."""
+    with rt.db.session() as session:
+        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id).with_for_update())
+        if req is not None and req.status == "in_progress":
+            close_if_done(rt, session, req)
 
 
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
@@ -66,9 +74,7 @@ def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[s
 
 def _build_export(rt: Runtime, session: Session, req: DsarRequest, tasks: list[DsarTask], identity: dict[str, str],
                   *, keep_parts: bool) -> None:
-    from dsar.jobs import export_dir
-
-    folder = export_dir(rt, req.id)
+    folder = export_dir(rt.settings, req.id)
     folder.mkdir(parents=True, exist_ok=True)
     key = exports.unwrap(rt.keys, req.export_key, req.id)
     done = {t.store: t.counts for t in tasks if t.state == "done"}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,17 @@ class Options:
         if isinstance(self.keep_consent_proof, bool):
             return self.keep_consent_proof
         return policy_key in self.keep_consent_proof
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """The function a `module:function` setting names (`[dsar] notifier`)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def export_dir(settings: Settings, request_id: str) -> Path:
+    """The folder of a request's export: its parts while stores answer, then the archive."""
+    return options(settings).export_dir / request_id  # type: ignore[operator]
 
 
 def _number(section: Mapping[str, Any], name: str, default: float, minimum: float, integer: bool) -> Any:
@@ -74,8 +86,6 @@ def options(settings: Settings) -> Options:
     if not isinstance(notifier, str) or ":" not in notifier:
         raise ConfigError(f"PRIVACY_CONFIG [dsar].notifier: expected module:function, got {notifier!r}")
     try:
-        from dsar.notify import resolve
-
         resolve(notifier)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"PRIVACY_CONFIG [dsar].notifier: cannot load {notifier!r}: {exc}") from None

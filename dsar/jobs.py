@@ -9,20 +9,18 @@ writes its result only if no later run took the task over, so a presumed-dead wo
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from dsar import completion, exports, fields
-from dsar.config import Options, options
+from dsar.config import Options, export_dir, options
 from dsar.holds import holds_for_subject
-from dsar.models import DsarRequest, DsarTask
+from dsar.models import CONSENT_TASK, TASK_FINAL, DsarRequest, DsarTask
+from dsar.states import give_up
 from service import audit
 from service.db import utcnow
 from service.runtime import Runtime, runtime
@@ -30,18 +28,12 @@ from service.stores import NotApplicable
 from service.stores.registry import registry_for
 
 log = logging.getLogger(__name__)
-TASK_FINAL = frozenset({"done", "not_applicable", "failed"})
-CONSENT_TASK = "_consent"
 
 
 def enqueue_task(rt: Runtime, task_id: str, job_id: str) -> None:
     opts = options(rt.settings)
     rt.queue.enqueue(run_task, task_id, queue="dsar", job_id=job_id, retries=opts.task_attempts - 1,
                      retry_intervals=opts.retry_intervals, timeout=6 * 3600)
-
-
-def export_dir(rt: Runtime, request_id: str) -> Path:
-    return options(rt.settings).export_dir / request_id  # type: ignore[operator]
 
 
 class Lease:
@@ -90,7 +82,8 @@ def run_task(task_id: str) -> None:
     if claimed is None:
         return
     if isinstance(claimed, str):
-        close_request(rt, claimed)  # final already: a run that recorded the result may have died before closing
+        # Final already: a run that recorded the result may have died before closing the request.
+        completion.close_request(rt, claimed)
         return
     attempt, store_name, request_id = claimed.attempt, claimed.store, claimed.request_id
     with Lease(rt, task_id, attempt, opts.lease_seconds):
@@ -110,7 +103,7 @@ def run_task(task_id: str) -> None:
         return
     if outcome.state == "pending":
         raise RuntimeError(f"task {task_id} on {store_name} failed; retrying")  # RQ retries with backoff
-    close_request(rt, request_id)
+    completion.close_request(rt, request_id)
 
 
 @dataclass(frozen=True)
@@ -160,17 +153,6 @@ def _claim(rt: Runtime, task_id: str, opts: Options) -> _Claim | str | None:
         task.state, task.attempts = "running", task.attempts + 1
         task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
         return _Claim(task.id, task.attempts, task.store, req.id, req.app_id)
-
-
-def give_up(session: Session, task: DsarTask, app_id: int, limit: int) -> None:
-    """Fail a task whose every allowed run has started and none recorded a result (a worker killed each time,
-    or a result the database refused), in the caller's transaction. The request closes as its rules say."""
-    task.state, task.lease_until, task.updated_at = "failed", None, utcnow()
-    task.last_error = (f"gave up after {task.attempts} attempt(s) (limit {limit}): the last run ended without "
-                       f"recording a result" + (f"; before that: {task.last_error}" if task.last_error else ""))[:1000]
-    audit.record(session, app_id=app_id, actor="system", action="dsar.task_failed", resource_type="dsar_task",
-                 resource_id=task.id, details={"request": task.request_id, "store": task.store,
-                                               "attempt": task.attempts, "reason": "attempts exhausted"})
 
 
 def _run(rt: Runtime, claim: _Claim, opts: Options) -> _Outcome:
@@ -226,7 +208,7 @@ def _execute(rt: Runtime, work: _Work, store_name: str) -> tuple[dict[str, int],
         return _withdraw_consents(rt, work), {}, None
     store = registry_for(rt).get(store_name)
     if work.kind in ("access", "portability"):
-        parts = export_dir(rt, work.request_id) / "parts"
+        parts = export_dir(rt.settings, work.request_id) / "parts"
         parts.mkdir(parents=True, exist_ok=True)
         counts = exports.write_part(parts, store_name, work.export_key, work.request_id,  # type: ignore[arg-type]
                                     store.access(work.identity))
@@ -270,41 +252,3 @@ def _withdraw_consents(rt: Runtime, work: _Work) -> dict[str, int]:
                 withdraw(rt.db, ctx, {"subject_id": user_id, "policy": key, "channel": "dsar"})
                 withdrawn += 1
     return {"policies_withdrawn": withdrawn}
-
-
-def close_request(rt: Runtime, request_id: str) -> None:
-    """Close the request once every task is final (export or certificate, state, notice); idempotent."""
-    with rt.db.session() as session:
-        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id).with_for_update())
-        if req is not None and req.status == "in_progress":
-            completion.close_if_done(rt, session, req)
-
-
-def purge_exports() -> int:
-    """Destroy exports past their time; returns how many. Run by the maintenance pass or `flask dsar
-    purge-exports`."""
-    rt = runtime()
-    purged = 0
-    with rt.db.session() as session:
-        due = session.scalars(select(DsarRequest).where(DsarRequest.export_path.is_not(None),
-                                                        DsarRequest.export_expires_at < utcnow()))
-        for req in due:
-            shutil.rmtree(export_dir(rt, req.id), ignore_errors=True)
-            req.export_path, req.export_key = None, None
-            audit.record(session, app_id=req.app_id, actor="system", action="dsar.export_destroyed",
-                         resource_type="dsar_request", resource_id=req.id)
-            purged += 1
-    return purged
-
-
-def maintain() -> dict[str, int]:
-    """The scheduler's periodic pass: dispatch what the outbox still holds, re-dispatch tasks whose worker is
-    gone or whose job Redis lost, close requests left open, destroy exports past their time, and forget
-    idempotency keys past theirs."""
-    from dsar.outbox import dispatch, reconcile
-    from service.idempotency import purge_expired
-
-    rt = runtime()
-    return {"dispatched": dispatch(rt), "reconciled": reconcile(rt), "exports_destroyed": purge_exports(),
-            "idempotency_keys_expired": purge_expired(rt.db)}
-

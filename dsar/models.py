@@ -15,6 +15,10 @@ STATES = ("pending_verification", "verified", "in_progress", "completed", "parti
           "failed", "cancelled", "locked")
 FINAL = frozenset({"completed", "partially_completed", "rejected", "failed", "cancelled"})
 TASK_STATES = ("pending", "running", "done", "not_applicable", "failed")
+TASK_FINAL = frozenset({"done", "not_applicable", "failed"})
+# Pseudo-stores a task names instead of a store: the subject's consent records, and work left to an operator.
+CONSENT_TASK = "_consent"
+MANUAL_TASK = "_manual"
 
 
 class DsarRequest(Base):

@@ -8,13 +8,13 @@ transaction that caused it: one that talks to a provider directly should tolerat
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from dsar.config import options, resolve
 from dsar.models import Notification
 from service.crypto import KeyMaterial
 from service.runtime import Runtime
@@ -44,15 +44,8 @@ def to_outbox(session: Session, keys: KeyMaterial, message: Message) -> None:
     log.info("notification %s queued for request %s", message.kind, message.request_id)
 
 
-def resolve(target: str) -> Notifier:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def send(session: Session, rt: Runtime, *, app_id: int, request_id: str, kind: str, recipient: str,
          body: str) -> None:
-    from dsar.config import options
-
     resolve(options(rt.settings).notifier)(session, rt.keys, Message(app_id, request_id, kind, recipient, body))
 
 

@@ -8,12 +8,15 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, or_, select, update
 
-from dsar.models import DsarDispatch, DsarRequest, DsarTask
+from dsar.completion import close_request
+from dsar.config import options
+from dsar.jobs import enqueue_task
+from dsar.models import MANUAL_TASK, DsarDispatch, DsarRequest, DsarTask
+from dsar.states import give_up
 from service.db import utcnow
 from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
-MANUAL_TASK = "_manual"
 # RQ job states in which the job will still run (or is waiting for its retry): nothing to re-enqueue then.
 _WAITING = frozenset({"queued", "scheduled", "deferred"})
 
@@ -28,10 +31,9 @@ def dispatch(rt: Runtime) -> int:
     Safe from many processes at once: a row is claimed by the UPDATE that marks it, so each row becomes one job.
     Called right after the commit that wrote the rows, by `flask dsar dispatch` and by the maintenance pass.
     Never raises for the queue: when Redis cannot take a job, the row is given back and the pass stops (the
-    rows wait in the database for the next pass; the caller's committed work stands).
+    rows wait in the database for the next pass; the caller's committed work stands). Commits each claim on its
+    own: a row is marked sent before its job is enqueued, so two passes never send it twice.
     """
-    from dsar.jobs import enqueue_task
-
     sent = 0
     with rt.db.sessions() as session:
         pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id)
@@ -80,11 +82,9 @@ def reconcile(rt: Runtime) -> int:
     A task needs a new job when it is `running` with a lapsed lease (its worker died: a live job renews the
     lease), or `pending` while its latest job is no longer waiting in Redis (flushed, restarted, or lost between
     a failure and its retry). Such a task that has used every attempt (`[dsar] task_attempts`) gets no new job:
-    it is failed, and its request closes. Returns the number of tasks re-dispatched.
+    it is failed, and its request closes. Returns the number of tasks re-dispatched. Commits as it goes (the
+    failures, the new outbox rows, each closing), so each step stands if a later one fails.
     """
-    from dsar.config import options
-    from dsar.jobs import close_request
-
     limit = options(rt.settings).task_attempts
     now = utcnow()
     latest = (select(DsarDispatch.task_id, func.max(DsarDispatch.id).label("last"))
@@ -130,8 +130,6 @@ def reconcile(rt: Runtime) -> int:
 
 def _give_up(rt: Runtime, task_ids: list[str], limit: int) -> None:
     """Fail tasks that used every attempt and whose last run is gone (checked again under the row lock)."""
-    from dsar.jobs import give_up
-
     with rt.db.session() as session:
         for task_id in task_ids:
             task = session.scalar(select(DsarTask).where(

@@ -1,6 +1,7 @@
 """Rights-request logic, callable without Flask: intake, verification, deadlines, operator actions, flags, views.
 
-Execution (the outbox and the jobs) is in dsar.outbox and dsar.jobs; closing a request in dsar.completion.
+Execution (the outbox and the jobs) is in dsar.outbox and dsar.jobs; closing a request in dsar.completion; the
+periodic pass in dsar.maintenance.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from dsar.config import options
 from dsar.deadlines import deadlines
 from dsar.fields import contact_of, seal, subject_of
 from dsar.holds import create_hold, get_hold, identity_keys, release_hold
-from dsar.jobs import CONSENT_TASK
-from dsar.models import FINAL, DownloadToken, DsarDispatch, DsarRequest, DsarTask
-from dsar.outbox import MANUAL_TASK
+from dsar.models import CONSENT_TASK, FINAL, MANUAL_TASK, DownloadToken, DsarDispatch, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow

@@ -102,7 +102,7 @@ def test_export_is_encrypted_at_rest_and_destroyed_after_its_time(inline_app, ke
     with inline_app.extensions["db"].session() as session:
         session.execute(update(DsarRequest).values(export_expires_at=utcnow()))
     with use_runtime(inline_app.extensions["runtime"]):
-        from dsar.jobs import purge_exports
+        from dsar.maintenance import purge_exports
 
         assert purge_exports() == 1
     assert not path.exists()

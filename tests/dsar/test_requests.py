@@ -247,7 +247,7 @@ def test_erasure_removes_the_consent_chain_and_the_ledger_still_verifies(inline_
 
 
 def test_maintenance_pass_destroys_exports_past_their_time(inline_app, key_for):
-    from dsar.jobs import maintain
+    from dsar.maintenance import maintain
     from service.runtime import use_runtime
 
     client, h = inline_app.test_client(), key_for(inline_app, "dsar:submit,dsar:manage")
