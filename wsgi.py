@@ -1,5 +1,5 @@
 """WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
 
-from service import create_app
+from privacy import create_app
 
 app = create_app()

@@ -189,7 +189,7 @@ def main() -> None:
     redis.flushdb()
     import logging
 
-    from service import create_app
+    from privacy import create_app
     from service.cli import alembic_config
     from service.stores import demo
     from service.tenancy import create_app_tenant, create_key

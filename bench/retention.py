@@ -108,7 +108,7 @@ def hand_written(url: str, batch: int, form: str) -> tuple[float, int]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     # The Procfile's worker class: it imports the service once and forks a ready work horse per job.
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "-w", "service.jobs.ServiceWorker",
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "-w", "privacy.worker.ServiceWorker",
                              "--url", REDIS_URL, "retention"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis = Redis.from_url(REDIS_URL)
@@ -165,7 +165,7 @@ url_env = "BENCH_STORE_URL"
     Redis.from_url(REDIS_URL).flushdb()
     import logging
 
-    from service import create_app
+    from privacy import create_app
     from service.cli import alembic_config
     from service.tenancy import create_app_tenant, create_key
 

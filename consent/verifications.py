@@ -7,6 +7,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -128,6 +129,15 @@ def _base(db: Database, keys: KeyMaterial) -> tuple[Checkpoint | None, Break | N
 
 def latest(session: Session) -> LedgerVerification | None:
     return session.scalars(select(LedgerVerification).order_by(LedgerVerification.id.desc()).limit(1)).first()
+
+
+def readiness(session: Session) -> dict[str, Any]:
+    """What /readyz shows of the ledger: the latest verification's time and status (None when there is none)."""
+    row = latest(session)
+    last = None if row is None else {
+        "id": row.id, "status": row.status, "mode": row.mode, "started_at": row.started_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None}
+    return {"last_verification": last}
 
 
 def page(session: Session, offset: int, limit: int) -> tuple[list[LedgerVerification], int]:

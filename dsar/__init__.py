@@ -1,1 +1,32 @@
 """Data-subject rights requests: intake, verification, deadlines, execution across stores, holds and evidence."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.wiring import Wiring
+
+
+def register(wiring: Wiring) -> None:
+    """Rights requests' routes (and, until they move, legal holds'), `flask dsar`, their tables, the job modules
+    the worker preloads and the scheduled maintenance pass."""
+    from dsar import cli, jobs, routes
+    from service.wiring import CronEntry
+
+    wiring.blueprints += [routes.blp, routes.holds_blp]
+    wiring.cli_groups.append(cli.dsar_cli)
+    wiring.model_modules += ["dsar.holds", "dsar.models"]
+    wiring.job_modules.append("dsar.jobs")
+    # Outbox dispatch, reconciliation of lost or orphaned tasks, destruction of old exports, every
+    # DSAR_MAINTENANCE_SECONDS (default 60).
+    wiring.cron.append(CronEntry(jobs.maintain, queue="dsar", interval=_maintenance_seconds,
+                                 job_timeout=300, result_ttl=600))
+
+
+def _maintenance_seconds() -> int:
+    import os
+
+    from service.config import env_int
+
+    return env_int(os.environ, "DSAR_MAINTENANCE_SECONDS", 60, minimum=1)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import consent.models  # noqa: F401 - register the tables on Base.metadata
-import dsar.holds  # noqa: F401
-import service.audit
-import service.tenancy  # noqa: F401
+from privacy import load_models
 from service.config import load_settings
 from service.db import Base
+
+load_models()  # every table, the shared layer's and the domains', on Base.metadata
 
 config = context.config
 if not config.get_main_option("sqlalchemy.url"):

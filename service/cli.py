@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -159,10 +160,7 @@ def demo_seed(people: int, seed_value: int) -> None:
     click.echo(f"seeded {done.people} people: {rows}; {done.files} files; {done.keys} Redis keys", err=True)
 
 
-def register(app: Flask) -> None:
-    from consent.cli import ledger_cli
-    from dsar.cli import dsar_cli
-    from retention.cli import retention_cli
-
-    for group in (db_cli, apps_cli, keys_cli, demo_cli, ledger_cli, dsar_cli, retention_cli):
+def register(app: Flask, groups: Iterable[click.Group] = ()) -> None:
+    """Add the shared command groups, then `groups` (the domains', from the composition root)."""
+    for group in (db_cli, apps_cli, keys_cli, demo_cli, *groups):
         app.cli.add_command(group)

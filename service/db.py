@@ -143,16 +143,9 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-# Every module that declares tables; Alembic and the tests load them all through `load_models`.
-MODEL_MODULES = ("service.tenancy", "service.audit", "consent.models", "dsar.holds", "dsar.models",
-                 "retention.models", "service.idempotency")
-
-
-def load_models() -> None:
-    import importlib
-
-    for name in MODEL_MODULES:
-        importlib.import_module(name)
+# The shared layer's modules that declare tables. The domains declare theirs through their `register`, and the
+# composition root's `load_models` imports them all (every process does, before it builds its runtime).
+MODEL_MODULES = ("service.tenancy", "service.audit", "service.idempotency")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from service.config import Settings, load_settings
 from service.crypto import KeyMaterial, load_key_material
 from service.db import Database
+from service.jobs import make_queue
 
 
 @dataclass
@@ -23,15 +24,11 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    from service.db import load_models
-    from service.jobs import make_queue
-
-    load_models()  # a worker imports only its job's module; the ORM needs every table's mapping
-
+    """The runtime of `settings`. Every table's model must be imported first (the composition root's
+    `load_models`): a process that runs jobs imports only the modules its jobs need, and the ORM maps them all."""
     rt = Runtime(settings=settings, db=Database(settings.database_url), keys=load_key_material(settings),
-                 queue=make_queue(settings))
-    if rt.queue.redis is None:
-        rt.queue.runtime = rt
+                 queue=None)
+    rt.queue = make_queue(settings, lambda: use_runtime(rt))  # in-process jobs run against this runtime
     return rt
 
 

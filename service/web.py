@@ -8,6 +8,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from service.wiring import ReadinessDetail
+
 blp = Blueprint("web", __name__)
 
 # Date this service's GPC support (and its documentation) last changed, per the GPC spec's `lastUpdate`.
@@ -38,25 +40,18 @@ def readyz() -> Any:
     for name, status in current_app.extensions["stores"].health().items():
         checks[f"store:{name}"] = status
     ready = all(v == "ok" for v in checks.values())
-    # Shown, not checked: a broken ledger is evidence to act on, not a reason to stop serving.
-    last = _last_verification() if checks["database"] == "ok" else None
-    return jsonify(status="ready" if ready else "not ready", checks=checks,
-                   ledger={"last_verification": last}), 200 if ready else 503
+    # Shown, not checked: e.g. a broken ledger is evidence to act on, not a reason to stop serving.
+    details = {detail.name: _read(detail) if checks["database"] == "ok" else detail.missing
+               for detail in current_app.extensions["wiring"].readiness}
+    return jsonify(status="ready" if ready else "not ready", checks=checks, **details), 200 if ready else 503
 
 
-def _last_verification() -> dict[str, Any] | None:
-    """The latest ledger verification (time and status), or None when there is none or it cannot be read."""
-    from consent.verifications import latest
-
+def _read(detail: ReadinessDetail) -> Any:
     try:
         with current_app.extensions["db"].sessions() as session:
-            row = latest(session)
-    except Exception:  # noqa: BLE001 - readiness never fails on this detail
-        return None
-    if row is None:
-        return None
-    return {"id": row.id, "status": row.status, "mode": row.mode, "started_at": row.started_at.isoformat(),
-            "finished_at": row.finished_at.isoformat() if row.finished_at else None}
+            return detail.read(session)
+    except Exception:  # noqa: BLE001 - readiness never fails on a detail
+        return detail.missing
 
 
 @blp.get("/.well-known/jwks.json")

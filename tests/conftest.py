@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service import create_app
+from privacy import create_app, load_models
 from service.cli import alembic_config
-from service.db import Base, load_models
+from service.db import Base
 from service.tenancy import create_app_tenant, create_key
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -200,7 +200,7 @@ def start_worker(worker_config: dict[str, str]) -> Iterator[Callable[..., Any]]:
 
     def start(*queues: str, config: dict[str, str] | None = None, burst: bool = False) -> subprocess.Popen[bytes]:
         env = {**os.environ, **worker_config, **(config or {}), "PYTHONPATH": str(ROOT)}
-        args = [str(Path(sys.executable).parent / "rq"), "worker", "-w", "service.jobs.ServiceWorker",
+        args = [str(Path(sys.executable).parent / "rq"), "worker", "-w", "privacy.worker.ServiceWorker",
                 "--url", env["REDIS_URL"], "--worker-ttl", "30", *(["--burst"] if burst else []),
                 *(queues or ("default",))]
         proc = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True,

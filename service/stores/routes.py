@@ -57,7 +57,6 @@ def list_stores() -> Any:
 def get_datamap() -> Any:
     """Which categories of personal data live in which stores, and the retention policy applied to each
     (scope platform:read)."""
-    from retention.views import datamap_lookup
-
+    lookup = current_app.extensions["wiring"].datamap_lookup  # the retention domain's, when it is wired
     with current_app.extensions["db"].sessions() as session:
-        return datamap(_registry(), retention=datamap_lookup(session))
+        return datamap(_registry(), retention=lookup(session) if lookup else None)

@@ -30,7 +30,7 @@ def test_the_scheduler_runs_a_full_verification_on_a_worker(rq_app, worker_confi
     env = {**os.environ, **worker_config, "PYTHONPATH": str(ROOT)}
     rq = str(Path(sys.executable).parent / "rq")
     # An interval job fires when the scheduler starts, then every LEDGER_VERIFY_SECONDS (default: a day).
-    scheduler = subprocess.Popen([rq, "cron", "--url", worker_config["REDIS_URL"], "service.cron"], cwd=ROOT,
+    scheduler = subprocess.Popen([rq, "cron", "--url", worker_config["REDIS_URL"], "privacy.cron"], cwd=ROOT,
                                  env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from service import create_app
+from privacy import create_app
 from service.stores import demo
 from tests.conftest import ROOT, _truncate
 

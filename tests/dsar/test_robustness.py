@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from dsar import outbox
 from dsar import service as dsar
 from dsar.models import DsarRequest, DsarTask, Notification
-from service import create_app
+from privacy import create_app
 from service.config import ConfigError
 from service.runtime import use_runtime
 from tests.dsar.conftest import person, write_config
@@ -173,7 +173,8 @@ def test_migration_0003_matches_the_models(database_url):
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
 
-    from service.db import Base, load_models
+    from privacy import load_models
+    from service.db import Base
 
     load_models()
     engine = create_engine(database_url)

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from redis import Redis
 
-from service import create_app
+from privacy import create_app
 from service.stores import demo
 from service.stores.registry import DEMO_ESTATE
 from tests.conftest import _truncate, scratch_database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service import create_app
+from privacy import create_app
 from service.config import ConfigError
 from tests.conftest import _truncate
 from tests.retention.conftest import write_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from privacy import create_app
 from retention.models import RetentionRun
-from service import create_app
 from tests.conftest import _truncate
 from tests.retention.conftest import wait_run
 

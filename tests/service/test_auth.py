@@ -2,7 +2,7 @@
 
 import pytest
 
-from service import create_app
+from privacy import create_app
 from service.tenancy import SCOPES
 from tests.conftest import wait_for
 from tests.consent.conftest import ALL, POLICY

@@ -34,7 +34,7 @@ def test_cli_errors_are_clear(app):
 
 
 def test_rotate_signing_publishes_both_keys(tmp_path, base_config):
-    from service import create_app
+    from privacy import create_app
 
     fresh = create_app({**base_config, "INSTANCE_PATH": str(tmp_path)})
     old = fresh.extensions["keys"].signer.active_kid

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service import create_app
+from privacy import create_app
 from service.config import ConfigError, load_settings
 
 

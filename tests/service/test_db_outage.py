@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from flask import Flask
 
-from service import create_app
+from privacy import create_app
 from service.cli import alembic_config
 from service.tenancy import create_app_tenant, create_key
 

@@ -40,7 +40,7 @@ def test_readyz_reports_redis(rq_app):
 
 
 def test_readyz_fails_when_redis_is_unreachable(base_config):
-    from service import create_app
+    from privacy import create_app
 
     app = create_app({**base_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
     r = app.test_client().get("/readyz")

@@ -10,8 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from privacy import load_models
 from service.cli import alembic_config
-from service.db import Base, load_models
+from service.db import Base
 from tests.conftest import BACKENDS, scratch_database
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service import create_app
+from privacy import create_app
 from service.config import ConfigError
 from service.stores import Description, Record, Store, build_registry
 from service.stores.contract import check_expire_args, usable

@@ -1,0 +1,58 @@
+"""The composition root: the domains this service is made of, wired onto the shared layer (`service`).
+
+Every process starts here: the web app and the CLI through `create_app` (wsgi.py), the worker through
+`privacy.worker`, the scheduler through `privacy.cron`, Alembic through `load_models`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from flask import Flask
+
+from service import cli
+from service.app import build_app
+from service.db import MODEL_MODULES
+from service.wiring import Wiring
+
+# The domain packages, each with a `register(wiring)`. Adding a domain is one line here (and its migration).
+DOMAINS = (
+    "consent",
+    "dsar",
+    "retention",
+)
+
+
+@cache
+def wiring() -> Wiring:
+    """What every domain registers, in DOMAINS order (built once per process)."""
+    wired = Wiring()
+    for name in DOMAINS:
+        importlib.import_module(name).register(wired)
+    return wired
+
+
+def load_models() -> None:
+    """Import every module that declares tables, the shared layer's and the domains': the ORM maps them all
+    whichever one a process starts from, and Alembic compares against all of them."""
+    for name in (*MODEL_MODULES, *wiring().model_modules):
+        importlib.import_module(name)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the WSGI app. `config` overrides environment variables by name (e.g. DATABASE_URL)."""
+    wired = wiring()
+    load_models()
+    app = build_app(config, wired)
+    rt, stores, api = app.extensions["runtime"], app.extensions["stores"], app.extensions["api"]
+    for start in wired.on_runtime:
+        start(rt, stores)
+    for blueprint in wired.blueprints:
+        api.register_blueprint(blueprint)
+    cli.register(app, wired.cli_groups)
+    for install in wired.on_app:
+        install(app)
+    return app

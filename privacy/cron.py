@@ -1,0 +1,16 @@
+"""The RQ cron scheduler's table (the Procfile's `scheduler:` line: `rq cron privacy.cron`): every domain's entries.
+
+Today: retention's tick on the `retention` queue (RETENTION_TICK_SECONDS), the rights-request maintenance pass on
+`dsar` (DSAR_MAINTENANCE_SECONDS) and a full verification of the consent ledger on `default`
+(LEDGER_VERIFY_SECONDS; also once when the scheduler starts). Each domain's `register` says why and how often.
+"""
+
+from __future__ import annotations
+
+from rq import cron
+
+from privacy import load_models, wiring
+
+load_models()
+for entry in wiring().cron:
+    cron.register(entry.func, **entry.options())
