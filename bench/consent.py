@@ -142,7 +142,8 @@ def setup_tenant(config: dict[str, str]) -> Tenant:
     """Migrate, then create the app, a read/write key, the policy and its current version via the service."""
     from alembic import command
 
-    from consent import service as consent
+    from consent.context import Context
+    from consent.policies import add_version, create_policy
     from privacy import create_app
     from service.cli import alembic_config
     from service.tenancy import create_app_tenant, create_key
@@ -153,13 +154,13 @@ def setup_tenant(config: dict[str, str]) -> Tenant:
     with db.session() as session:
         tenant = create_app_tenant(session, SLUG, "Benchmark app")
         row, secret = create_key(session, SLUG, frozenset({"consent:read", "consent:write"}), "bench")
-        ctx = consent.Context(principal=_principal(tenant.id, row.key_id), keys=app.extensions["keys"],
-                              settings=app.config["SETTINGS"])
-        consent.create_policy(session, ctx, {"key": POLICY, "title": "Benchmark app privacy policy",
-                                             "purposes": PURPOSES})
-        consent.add_version(session, ctx, POLICY, {"version": VERSION, "effective_at": None, "url": None,
-                                                   "sha256": None, "material": True,
-                                                   "text": "We process your data as described here."})
+        ctx = Context(principal=_principal(tenant.id, row.key_id), keys=app.extensions["keys"],
+                      settings=app.config["SETTINGS"])
+        create_policy(session, ctx, {"key": POLICY, "title": "Benchmark app privacy policy",
+                                     "purposes": PURPOSES})
+        add_version(session, ctx, POLICY, {"version": VERSION, "effective_at": None, "url": None,
+                                           "sha256": None, "material": True,
+                                           "text": "We process your data as described here."})
         app_id, key_id = tenant.id, row.key_id
     db.dispose()
     return Tenant(app_id, key_id, secret)
@@ -177,7 +178,8 @@ _seeder: dict[str, Any] = {}
 
 def _seed_init(config: dict[str, str], app_id: int, key_id: str) -> None:
     """Per seeding process: the same key material and policy objects the service would use."""
-    from consent import service as consent
+    from consent.policies import get_policy
+    from consent.views import PolicyView
     from service.config import load_settings
     from service.crypto import load_key_material
     from service.db import Database
@@ -185,16 +187,16 @@ def _seed_init(config: dict[str, str], app_id: int, key_id: str) -> None:
     settings = load_settings(config)
     db = Database(settings.database_url)
     with db.sessions() as session:
-        orm_policy = consent.get_policy(session, app_id, POLICY)
+        orm_policy = get_policy(session, app_id, POLICY)
         version = next(v for v in orm_policy.versions if v.version == VERSION)
-        policy = consent.PolicyView.of(orm_policy)  # what consent.service._append signs receipts from
+        policy = PolicyView.of(orm_policy)  # what consent.chain.append_and_commit signs receipts from
     db.dispose()
     _seeder.update(settings=settings, keys=load_key_material(settings), policy=policy, version=version,
                    app_id=app_id, actor=f"key:{key_id}", conninfo=libpq(settings.database_url))
 
 
 def _events(n: int) -> Iterator[Any]:
-    """Subject user-<n>'s events, built exactly as consent.service._append builds them."""
+    """Subject user-<n>'s events, built exactly as consent.chain.append_and_commit builds them."""
     from consent.ledger import content_hash
     from consent.models import ConsentEvent
     from consent.receipts import receipt_claims

@@ -11,16 +11,16 @@ if TYPE_CHECKING:
 def register(wiring: Wiring) -> None:
     """Rights requests' routes (and, until they move, legal holds'), `flask dsar`, their tables, the job modules
     the worker preloads and the scheduled maintenance pass."""
-    from dsar import cli, jobs, routes
+    from dsar import cli, maintenance, routes
     from service.wiring import CronEntry
 
     wiring.blueprints += [routes.blp, routes.holds_blp]
     wiring.cli_groups.append(cli.dsar_cli)
     wiring.model_modules += ["dsar.holds", "dsar.models"]
-    wiring.job_modules.append("dsar.jobs")
+    wiring.job_modules += ["dsar.jobs", "dsar.maintenance"]
     # Outbox dispatch, reconciliation of lost or orphaned tasks, destruction of old exports, every
     # DSAR_MAINTENANCE_SECONDS (default 60).
-    wiring.cron.append(CronEntry(jobs.maintain, queue="dsar", interval=_maintenance_seconds,
+    wiring.cron.append(CronEntry(maintenance.maintain, queue="dsar", interval=_maintenance_seconds,
                                  job_timeout=300, result_ttl=600))
 
 
