@@ -48,7 +48,7 @@ def readyz() -> Any:
 
 def _read(detail: ReadinessDetail) -> Any:
     try:
-        with current_app.extensions["db"].sessions() as session:
+        with current_app.extensions["db"].session() as session:
             return detail.read(session)
     except Exception:  # noqa: BLE001 - readiness never fails on a detail
         return detail.missing

@@ -58,5 +58,5 @@ def get_datamap() -> Any:
     """Which categories of personal data live in which stores, and the retention policy applied to each
     (scope platform:read)."""
     lookup = current_app.extensions["wiring"].datamap_lookup  # the retention domain's, when it is wired
-    with current_app.extensions["db"].sessions() as session:
+    with current_app.extensions["db"].session() as session:
         return datamap(_registry(), retention=lookup(session) if lookup else None)
