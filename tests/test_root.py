@@ -1,0 +1,27 @@
+"""The composition root wires every domain: the scheduler's table, the worker's preloads and the app's parts."""
+
+from __future__ import annotations
+
+from privacy import DOMAINS, wiring
+
+
+def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
+    wired = wiring()
+    assert set(DOMAINS) >= {"consent", "dsar", "retention"}
+    table = {f"{e.func.__module__}.{e.func.__name__}": e.options() for e in wired.cron}
+    assert table == {
+        "retention.jobs.run_due_policies": {"queue_name": "retention", "interval": 60, "job_timeout": 300,
+                                            "result_ttl": 600},
+        "dsar.maintenance.maintain": {"queue_name": "dsar", "interval": 60, "job_timeout": 300, "result_ttl": 600},
+        "consent.jobs.verify_ledger": {"queue_name": "default", "interval": 86400, "job_timeout": 6 * 3600,
+                                       "result_ttl": 86400},
+    }
+    assert {"retention.jobs", "dsar.jobs", "dsar.maintenance"} <= set(wired.job_modules)
+    assert {"consent.models", "dsar.models", "retention.models"} <= set(wired.model_modules)
+
+
+def test_the_app_carries_every_domains_routes_and_commands(app) -> None:
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/v1/policies", "/v1/requests", "/v1/retention/policies", "/v1/stores", "/v1/datamap",
+            "/readyz"} <= rules
+    assert {"db", "apps", "keys", "demo", "ledger", "dsar", "retention"} <= set(app.cli.commands)
