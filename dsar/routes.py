@@ -33,7 +33,7 @@ def _actor() -> dsar.Actor:
 
 
 def _view(request_id: str) -> dict[str, Any]:
-    with _rt().db.sessions() as session:
+    with _rt().db.session() as session:
         return dsar.view(session, dsar.get_request(session, current_principal().app_id, request_id))
 
 
@@ -89,7 +89,7 @@ def get(request_id: str) -> Any:
 @blp.paginate()
 def list_requests(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
     """The app's requests by due date; filter by status, type, overdue."""
-    with _rt().db.sessions() as session:
+    with _rt().db.session() as session:
         rows, total = dsar.list_requests(session, current_principal().app_id, status=args["status"],
                                          type_=args["type"], overdue=args["overdue"],
                                          offset=pagination_parameters.first_item,
@@ -105,7 +105,9 @@ def list_requests(args: dict[str, Any], pagination_parameters: PaginationParamet
 def verify(data: dict[str, Any], request_id: str) -> Any:
     """Verify the subject with the one-time code; 5 wrong codes lock the request."""
     with _rt().db.session() as session:
-        dsar.verify(session, _rt(), _actor(), request_id, data["code"])
+        refused = dsar.verify(session, _rt(), _actor(), request_id, data["code"])
+    if refused is not None:
+        raise refused  # after the commit: the wrong guess stays counted
     return _after_commit(request_id)
 
 
@@ -184,7 +186,7 @@ def lift(data: dict[str, Any], request_id: str) -> Any:
 def flags(data: dict[str, Any]) -> Any:
     """Is processing of this subject restricted or objected to? Apps ask before processing (POST: the
     identity stays out of URLs and logs)."""
-    with _rt().db.sessions() as session:
+    with _rt().db.session() as session:
         return dsar.flags_for(session, _rt(), current_principal().app_id, data["subject"])
 
 
@@ -248,7 +250,7 @@ def create_hold(data: dict[str, Any]) -> Any:
 def list_holds(pagination_parameters: PaginationParameters) -> Any:
     """The app's holds, newest first, released ones included."""
     mine = holds.LegalHold.app_id == current_principal().app_id
-    with _rt().db.sessions() as session:
+    with _rt().db.session() as session:
         pagination_parameters.item_count = session.scalar(select(func.count()).where(mine))
         rows = session.scalars(select(holds.LegalHold).where(mine)
                                .order_by(holds.LegalHold.created_at.desc(), holds.LegalHold.id)

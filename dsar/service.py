@@ -27,7 +27,7 @@ from dsar.models import CONSENT_TASK, FINAL, MANUAL_TASK, DownloadToken, DsarDis
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
-from service.errors import Conflict, Forbidden, Gone, Invalid, Locked, NotFound, TooManyRequests
+from service.errors import Conflict, DomainError, Forbidden, Gone, Invalid, Locked, NotFound, TooManyRequests
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
@@ -117,7 +117,13 @@ def get_request(session: Session, app_id: int, request_id: str, *, lock: bool = 
     return req
 
 
-def verify(session: Session, rt: Runtime, actor: Actor, request_id: str, code: str) -> DsarRequest:
+def verify(session: Session, rt: Runtime, actor: Actor, request_id: str, code: str) -> DomainError | None:
+    """Check the one-time code: None when it matches (the request starts, in the caller's transaction).
+
+    A wrong code is counted (the fifth locks the request) and the error to answer is returned, not raised: the
+    caller commits its unit of work first and then answers it, so the count stands. Refusals that change
+    nothing (locked, not pending, expired) are raised as usual.
+    """
     req = get_request(session, actor.app_id, request_id, lock=True)
     if req.status == "locked":
         raise Locked("too many wrong codes: the request is locked")
@@ -132,14 +138,12 @@ def verify(session: Session, rt: Runtime, actor: Actor, request_id: str, code: s
         if req.code_attempts >= MAX_CODE_ATTEMPTS:
             req.code_hash = None
             transition(session, req, "locked", actor.name, "too many wrong verification codes")
-            session.commit()
-            raise Locked("too many wrong codes: the request is locked")
-        session.commit()
-        raise Invalid("wrong code", errors={"code": [f"wrong code; {MAX_CODE_ATTEMPTS - req.code_attempts} "
-                                                     "attempts left"]})
+            return Locked("too many wrong codes: the request is locked")
+        return Invalid("wrong code", errors={"code": [f"wrong code; {MAX_CODE_ATTEMPTS - req.code_attempts} "
+                                                      "attempts left"]})
     req.code_hash = None
     _verified(session, rt, req, actor.name, "one-time code")
-    return req
+    return None
 
 
 def resend_code(session: Session, rt: Runtime, actor: Actor, request_id: str) -> DsarRequest:

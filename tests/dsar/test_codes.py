@@ -71,3 +71,23 @@ def test_resend_limit_is_configurable(inline_app_with, key_for):
     rid = new(client, headers).json["id"]
     assert client.post(f"/v1/requests/{rid}/resend-code", headers=headers).status_code == 200
     assert client.post(f"/v1/requests/{rid}/resend-code", headers=headers).status_code == 429
+
+
+def test_a_wrong_code_is_counted_in_the_callers_unit_of_work(inline_app, key_for):
+    """dsar.service.verify commits nothing itself: it counts a wrong code in the caller's transaction and hands
+    back the error, and the caller commits the count before answering it (the route does; the lock-out tests
+    above see the count stand)."""
+    from dsar import service as dsar
+    from service.errors import Invalid
+
+    client, headers = inline_app.test_client(), key_for(inline_app, "dsar:submit")
+    rid = new(client, headers).json["id"]
+    wrong = _wrong(code_of(inline_app, rid))
+    rt = inline_app.extensions["runtime"]
+    with rt.db.sessions() as session:
+        actor = dsar.Actor(session.get(DsarRequest, rid).app_id, "key:test")
+        refused = dsar.verify(session, rt, actor, rid, wrong)
+        assert isinstance(refused, Invalid) and "4 attempts left" in refused.errors["code"][0]
+        session.rollback()  # the caller gives up its unit of work: the count goes with it
+    with rt.db.sessions() as session:
+        assert session.get(DsarRequest, rid).code_attempts == 0
