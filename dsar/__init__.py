@@ -9,14 +9,14 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Rights requests' routes (and, until they move, legal holds'), `flask dsar`, their tables, the job modules
-    the worker preloads and the scheduled maintenance pass."""
+    """Rights requests' routes, `flask dsar`, their tables, the job modules the worker preloads and the scheduled
+    maintenance pass. (Legal holds, which erasure consults, are the `holds` package's.)"""
     from dsar import cli, maintenance, routes
     from service.wiring import CronEntry
 
-    wiring.blueprints += [routes.blp, routes.holds_blp]
+    wiring.blueprints.append(routes.blp)
     wiring.cli_groups.append(cli.dsar_cli)
-    wiring.model_modules += ["dsar.holds", "dsar.models"]
+    wiring.model_modules.append("dsar.models")
     wiring.job_modules += ["dsar.jobs", "dsar.maintenance"]
     # Outbox dispatch, reconciliation of lost or orphaned tasks, destruction of old exports, every
     # DSAR_MAINTENANCE_SECONDS (default 60).

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 
 from dsar import completion, exports, fields
 from dsar.config import Options, export_dir, options
-from dsar.holds import holds_for_subject
 from dsar.models import CONSENT_TASK, TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import give_up
+from holds.service import holds_for_subject
 from service import audit
 from service.db import utcnow
 from service.runtime import Runtime, runtime

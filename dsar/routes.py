@@ -1,4 +1,4 @@
-"""HTTP routes of rights requests and legal holds (thin: logic in dsar.service and dsar.holds)."""
+"""HTTP routes of rights requests (thin: logic in dsar.service)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import Response, current_app, stream_with_context
 from flask_smorest.pagination import PaginationParameters
-from sqlalchemy import func, select
 
-from dsar import holds, schemas
+from dsar import schemas
 from dsar import service as dsar
 from dsar.config import options
 from dsar.deadlines import deadlines
@@ -18,9 +17,9 @@ from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 from service.idempotency import claim, idempotent
 from service.runtime import Runtime
+from service.schemas import ReasonIn
 
 blp = ApiBlueprint("requests", __name__, url_prefix="/v1", description="Data-subject rights requests")
-holds_blp = ApiBlueprint("holds", __name__, url_prefix="/v1", description="Legal holds")
 
 
 def _rt() -> Runtime:
@@ -125,7 +124,7 @@ def resend(request_id: str) -> Any:
 
 @blp.post("/requests/<request_id>/extend")
 @require_scope("dsar:manage")
-@blp.arguments(schemas.ReasonIn)
+@blp.arguments(ReasonIn)
 @blp.response(200, schemas.RequestOut)
 def extend(data: dict[str, Any], request_id: str) -> Any:
     """Extend the deadline once, where the jurisdiction allows it, with a reason."""
@@ -136,7 +135,7 @@ def extend(data: dict[str, Any], request_id: str) -> Any:
 
 @blp.post("/requests/<request_id>/reject")
 @require_scope("dsar:manage")
-@blp.arguments(schemas.ReasonIn)
+@blp.arguments(ReasonIn)
 @blp.response(200, schemas.RequestOut)
 def reject(data: dict[str, Any], request_id: str) -> Any:
     """Reject with a reason (e.g. manifestly unfounded)."""
@@ -158,7 +157,7 @@ def cancel(data: dict[str, Any], request_id: str) -> Any:
 
 @blp.post("/requests/<request_id>/complete")
 @require_scope("dsar:manage")
-@blp.arguments(schemas.ReasonIn)
+@blp.arguments(ReasonIn)
 @blp.response(200, schemas.RequestOut)
 def complete(data: dict[str, Any], request_id: str) -> Any:
     """Mark the manual part of a rectification, restriction or objection done (the request closes once its
@@ -170,7 +169,7 @@ def complete(data: dict[str, Any], request_id: str) -> Any:
 
 @blp.post("/requests/<request_id>/lift")
 @require_scope("dsar:manage")
-@blp.arguments(schemas.ReasonIn)
+@blp.arguments(ReasonIn)
 @blp.response(200, schemas.RequestOut)
 def lift(data: dict[str, Any], request_id: str) -> Any:
     """End a restriction or objection: its flag stops and a restriction's legal hold is released."""
@@ -222,49 +221,3 @@ def export(args: dict[str, Any], request_id: str) -> Any:
                     headers={"Content-Disposition": f'attachment; filename="export-{request_id}.zip"',
                              "Cache-Control": "no-store"})
 
-
-def _hold_out(hold: holds.LegalHold) -> dict[str, Any]:
-    return {"id": hold.id, "subject": hold.subject is not None, "store": hold.store, "category": hold.category,
-            "reason": hold.reason, "until": hold.until, "created_at": hold.created_at,
-            "released_at": hold.released_at, "release_reason": hold.release_reason}
-
-
-@holds_blp.post("/holds")
-@require_scope("dsar:manage")
-@holds_blp.arguments(schemas.HoldIn)
-@holds_blp.response(201, schemas.HoldOut)
-def create_hold(data: dict[str, Any]) -> Any:
-    """Hold a subject's data, a store, a category or a combination: nothing held is erased or destroyed."""
-    actor = _actor()
-    with _rt().db.session() as session:
-        hold = holds.create_hold(session, _rt().keys, app_id=actor.app_id, actor=actor.name,
-                                 subject=data["subject"], store=data["store"], category=data["category"],
-                                 reason=data["reason"], until=data["until"])
-        return _hold_out(hold)
-
-
-@holds_blp.get("/holds")
-@require_scope("dsar:manage")
-@holds_blp.response(200, schemas.HoldOut(many=True))
-@holds_blp.paginate()
-def list_holds(pagination_parameters: PaginationParameters) -> Any:
-    """The app's holds, newest first, released ones included."""
-    mine = holds.LegalHold.app_id == current_principal().app_id
-    with _rt().db.session() as session:
-        pagination_parameters.item_count = session.scalar(select(func.count()).where(mine))
-        rows = session.scalars(select(holds.LegalHold).where(mine)
-                               .order_by(holds.LegalHold.created_at.desc(), holds.LegalHold.id)
-                               .offset(pagination_parameters.first_item).limit(pagination_parameters.page_size))
-        return [_hold_out(h) for h in rows]
-
-
-@holds_blp.post("/holds/<hold_id>/release")
-@require_scope("dsar:manage")
-@holds_blp.arguments(schemas.ReasonIn)
-@holds_blp.response(200, schemas.HoldOut)
-def release_hold(data: dict[str, Any], hold_id: str) -> Any:
-    """Release a hold, with a reason."""
-    actor = _actor()
-    with _rt().db.session() as session:
-        return _hold_out(holds.release_hold(session, app_id=actor.app_id, hold_id=hold_id, actor=actor.name,
-                                            reason=data["reason"]))

@@ -1,4 +1,4 @@
-"""Request and response schemas of the rights-request and legal-hold API."""
+"""Request and response schemas of the rights-request API."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from dsar.models import STATES, TYPES
 from service.fields import Email, Text
-
-
-class SubjectIn(Schema):
-    user_id = Text(255, load_default=None)
-    email = Email(load_default=None)
-    phone = Text(30, load_default=None, validate=validate.Regexp(r"^\+?[0-9 ()-]{5,30}$",
-                                                                 error="expected a phone number"))
+from service.schemas import SubjectIn
 
 
 class RequestIn(Schema):
@@ -67,10 +61,6 @@ class CodeIn(Schema):
     code = Text(6, required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="expected 6 digits"))
 
 
-class ReasonIn(Schema):
-    reason = Text(2000, min_length=3, required=True, multiline=True)
-
-
 class OptionalReasonIn(Schema):
     reason = Text(2000, min_length=None, load_default=None, multiline=True)
 
@@ -99,22 +89,3 @@ class TokenOut(Schema):
 class DownloadQuery(Schema):
     token = Text(100, min_length=20, required=True)
 
-
-class HoldIn(Schema):
-    subject = fields.Nested(SubjectIn, load_default=None)
-    store = Text(100, load_default=None)
-    category = Text(100, load_default=None)
-    reason = Text(2000, min_length=3, required=True, multiline=True)
-    until = fields.AwareDateTime(load_default=None)
-
-
-class HoldOut(Schema):
-    id = fields.String()
-    subject = fields.Boolean(metadata={"description": "whether the hold names a subject (never shown)"})
-    store = fields.String(allow_none=True)
-    category = fields.String(allow_none=True)
-    reason = fields.String()
-    until = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
-    released_at = fields.DateTime(allow_none=True)
-    release_reason = fields.String(allow_none=True)

@@ -22,9 +22,9 @@ from dsar.completion import close_if_done
 from dsar.config import options
 from dsar.deadlines import deadlines
 from dsar.fields import contact_of, seal, subject_of
-from dsar.holds import create_hold, get_hold, identity_keys, release_hold
 from dsar.models import CONSENT_TASK, FINAL, MANUAL_TASK, DownloadToken, DsarDispatch, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
+from holds.service import create_hold, get_hold, identity_keys, release_hold
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, DomainError, Forbidden, Gone, Invalid, Locked, NotFound, TooManyRequests

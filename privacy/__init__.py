@@ -22,6 +22,7 @@ from service.wiring import Wiring
 DOMAINS = (
     "consent",
     "dsar",
+    "holds",
     "retention",
 )
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from dsar.holds import ActiveHold, active_holds
+from holds.service import ActiveHold, active_holds
 from retention import certificates, leases
 from retention.config import batch_size, lease_seconds
 from retention.digest import digest_key

@@ -10,7 +10,7 @@ from joserfc import jws
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
-from dsar.holds import create_hold
+from holds.service import create_hold
 from retention.digest import digest_key, key_sum, to_hex
 from service.audit import AuditEvent
 from service.tenancy import App

@@ -1,7 +1,8 @@
-"""Legal holds: what must not be erased or destroyed (a subject, a store, a category, or a combination).
+"""Legal holds, callable without Flask: create, release, and the holds in force that rights-request erasure
+and retention runs consult (`holds_for_subject`, `active_holds`).
 
-Rights-request erasure and retention runs both consult `active_holds`; the subject's identity is kept
-encrypted (it is personal data) and matched by keyed pseudonyms.
+The subject's identity is kept encrypted (it is personal data) and matched by keyed pseudonyms. Functions take
+the caller's session and never commit.
 """
 
 from __future__ import annotations
@@ -12,33 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
+from holds.models import LegalHold
 from service import audit
 from service.crypto import KeyMaterial
-from service.db import Base, utcnow
+from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 
 Identity = dict[str, str]
-
-
-class LegalHold(Base):
-    __tablename__ = "legal_holds"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
-    subject_keys: Mapped[list[str] | None] = mapped_column(JSON)
-    subject: Mapped[bytes | None] = mapped_column(LargeBinary)
-    store: Mapped[str | None] = mapped_column(String(100))
-    category: Mapped[str | None] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(Text)
-    until: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_by: Mapped[str] = mapped_column(String(100))
-    released_at: Mapped[datetime | None]
-    released_by: Mapped[str | None] = mapped_column(String(100))
-    release_reason: Mapped[str | None] = mapped_column(Text)
 
 
 @dataclass(frozen=True)
@@ -96,6 +80,15 @@ def release_hold(session: Session, *, app_id: int, hold_id: str, actor: str, rea
     audit.record(session, app_id=app_id, actor=actor, action="hold.released", resource_type="legal_hold",
                  resource_id=hold_id, details={})
     return hold
+
+
+def list_holds(session: Session, app_id: int, *, offset: int, limit: int) -> tuple[list[LegalHold], int]:
+    """The app's holds, newest first, released ones included; and how many there are."""
+    mine = LegalHold.app_id == app_id
+    total = session.scalar(select(func.count()).where(mine)) or 0
+    rows = session.scalars(select(LegalHold).where(mine).order_by(LegalHold.created_at.desc(), LegalHold.id)
+                           .offset(offset).limit(limit))
+    return list(rows), total
 
 
 def _active(now: datetime) -> Any:
