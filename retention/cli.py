@@ -90,7 +90,8 @@ def resume_command(run_id: str) -> None:
     """Continue a failed or interrupted run in the foreground, from its last committed batch."""
     rt = _rt()
     try:
-        runs.retry_run(rt.db, policies.Actor("cli:retention resume"), run_id)
+        with rt.db.session() as session:
+            runs.retry_run(session, policies.Actor("cli:retention resume"), run_id)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     state = execution.execute(rt, run_id, Bars())

@@ -70,7 +70,8 @@ def declared(toml: Mapping[str, Any], stores: Any) -> list[dict[str, Any]]:
 
 def sync(db: Any, stores: Any, entries: list[dict[str, Any]]) -> None:
     """Make the database say what the file says: create, version, re-enable, and disable the config policies
-    the file no longer declares. Safe to run from several processes starting at once."""
+    the file no longer declares. Safe to run from several processes starting at once. Takes the Database and
+    commits: a start-up step with no caller's transaction, retried when another process syncs the same policy."""
     try:
         migrated = inspect(db.engine).has_table("retention_policies")
     except OperationalError as exc:

@@ -51,7 +51,11 @@ class Progress(Protocol):
 
 
 def execute(rt: Any, run_id: str, progress: Progress | None = None) -> str | None:
-    """Execute (or resume) a run. Returns its final state, or None when another attempt holds it."""
+    """Execute (or resume) a run. Returns its final state, or None when another attempt holds it.
+
+    The job's work, in many small transactions it commits as it goes (the lease, each step's state, each batch
+    through the journal, the certificate): an attempt may die at any point and the next one resumes from there.
+    """
     lease = leases.claim(rt.db, run_id, lease_seconds())
     if lease is None:
         log.info("retention run %s: finished already or held by a live attempt", run_id)

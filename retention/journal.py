@@ -43,7 +43,8 @@ class JournalError(Exception):
 
 class Journal:
     """Use as a context manager: it owns a thread that hashes keys (and, for a BatchJournal, records them)
-    while the store works.
+    while the store works. It takes the Database and commits each of its rows on its own, fenced by the lease:
+    a batch's row must be durable before (prepared) and after (committed) the store's own commit.
 
     `committed(token)` is the store's `batch_committed`, for the tokens of `begin`.
     """

@@ -46,7 +46,8 @@ class Lease:
 
 
 def claim(db: Any, run_id: str, ttl: int) -> Lease | None:
-    """Take the run for this attempt: only when it is unfinished and no live attempt holds it."""
+    """Take the run for this attempt: only when it is unfinished and no live attempt holds it. Commits: the lease
+    must stand before the attempt destroys anything."""
     token, now = uuid.uuid4().hex, utcnow()
     with db.session() as session:
         done = session.execute(
@@ -65,7 +66,9 @@ def lease_alive(run: RetentionRun) -> bool:
 
 
 def acquire(db: Any, lease: Lease, policy_id: int) -> str | None:
-    """Lock the policy for the lease's run. None when locked; otherwise the id of the live run applying it."""
+    """Lock the policy for the lease's run. None when locked; otherwise the id of the live run applying it.
+    Commits (retried when another run inserts the lock at the same moment): the lock must stand before the step
+    destroys anything."""
     for _ in range(5):
         try:
             with db.session() as session:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, current_app
 from flask_smorest.pagination import Page, PaginationParameters
 
-from retention import certificates, policies, runs, schemas
+from retention import certificates, jobs, policies, runs, schemas
 from retention.views import policy_view
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
@@ -49,7 +49,7 @@ def create_policy(data: dict[str, Any]) -> Any:
 @blp.paginate()
 def list_policies(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
     """Every policy, by key, with its current version, origin (api or config) and last run."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         # One per store and category: page the list, then look up the last runs of that page only.
         page = Page(policies.list_policies(session, **args), pagination_parameters).items
         return [policy_view(session, p) for p in page]
@@ -59,7 +59,7 @@ def list_policies(args: dict[str, Any], pagination_parameters: PaginationParamet
 @require_scope(SCOPE)
 @blp.response(200, schemas.RetentionPolicyOut)
 def get_policy(key: str) -> Any:
-    with _db().sessions() as session:
+    with _db().session() as session:
         return policy_view(session, policies.get_policy(session, key))
 
 
@@ -79,7 +79,7 @@ def update_policy(data: dict[str, Any], key: str) -> Any:
 @blp.response(200, schemas.RetentionVersionOut(many=True))
 def list_versions(key: str) -> Any:
     """The policy's versions, newest first."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         return policies.versions(session, key)
 
 
@@ -101,7 +101,7 @@ def enable_policy(key: str) -> Any:
 
 
 def _replay_run(run_id: str) -> tuple[Any, int]:
-    with _db().sessions() as session:
+    with _db().session() as session:
         return schemas.RetentionRunOut().dump(runs.report(session, runs.get_run(session, run_id))), 202
 
 
@@ -117,11 +117,13 @@ def request_run(data: dict[str, Any]) -> Any:
     Answers 202 once the run is saved, even when the queue cannot take it now (the scheduler's tick dispatches
     it). With an `Idempotency-Key`, a retry answers the first result.
     """
+    # request_run commits in transactions of its own (concurrent triggers converge on one run); the key's claim
+    # commits with the run it creates.
     run_id, created = runs.request_run(_db(), _actor(), policy_key=data["policy"], dry_run=data["dry_run"],
                                        from_dry_run=data["from_dry_run"], on_create=claim)
     if created:
-        runs.dispatch(current_app.extensions["queue"], run_id)
-    with _db().sessions() as session:
+        jobs.dispatch(current_app.extensions["queue"], run_id)
+    with _db().session() as session:
         return runs.report(session, runs.get_run(session, run_id))
 
 
@@ -132,7 +134,7 @@ def request_run(data: dict[str, Any]) -> Any:
 @blp.paginate()
 def list_runs(args: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
     """Runs, newest first, filtered by policy, state, dry_run or trigger (batches are left out here)."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         items, total = runs.list_runs(session, **args, offset=pagination_parameters.first_item,
                                       limit=pagination_parameters.page_size)
         pagination_parameters.item_count = total
@@ -144,7 +146,7 @@ def list_runs(args: dict[str, Any], pagination_parameters: PaginationParameters)
 @blp.response(200, schemas.RetentionRunOut)
 def get_run(run_id: str) -> Any:
     """A run's state; per step its cutoff, the count of each batch so far, what holds kept, and errors."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         return runs.report(session, runs.get_run(session, run_id))
 
 
@@ -153,9 +155,10 @@ def get_run(run_id: str) -> Any:
 @blp.response(202, schemas.RetentionRunOut)
 def retry_run(run_id: str) -> Any:
     """Continue a failed or interrupted run from its last committed batch, with the same cutoffs."""
-    runs.retry_run(_db(), _actor(), run_id)
-    runs.dispatch(current_app.extensions["queue"], run_id)
-    with _db().sessions() as session:
+    with _db().session() as session:
+        runs.retry_run(session, _actor(), run_id)
+    jobs.dispatch(current_app.extensions["queue"], run_id)
+    with _db().session() as session:
         return runs.report(session, runs.get_run(session, run_id))
 
 
@@ -164,7 +167,7 @@ def retry_run(run_id: str) -> Any:
 @blp.response(200, description="The destruction certificate: a compact JWS (application/jose)")
 def get_certificate(run_id: str) -> Any:
     """Download the signed destruction certificate; verify it with /.well-known/jwks.json."""
-    with _db().sessions() as session:
+    with _db().session() as session:
         run = certificates.certificate_of(session, run_id)
     return Response(run.certificate, mimetype="application/jose", headers={
         "Content-Disposition": f'attachment; filename="retention-{run.id}.jws"',

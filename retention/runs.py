@@ -1,5 +1,5 @@
-"""Retention runs, callable without Flask: request (one run per policy at a time), dispatch, retry, and the
-report of a run as the API and the CLI show it."""
+"""Retention runs, callable without Flask: request (one run per policy at a time), retry, and the report of a run
+as the API and the CLI show it. Handing a run to the queue is retention.jobs.dispatch."""
 
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger(__name__)
-RETRIES = 3
-RETRY_INTERVALS = (10, 60, 300)
 
 
 def active_key(policy_key: str | None, dry_run: bool) -> str:
@@ -74,8 +72,12 @@ def request_run(db: Any, actor: policies.Actor, *, policy_key: str | None = None
                 trigger: str = "api", from_dry_run: str | None = None,
                 on_create: Callable[[Session, str], None] | None = None) -> tuple[str, bool]:
     """Create a run, or return the one already queued or running for the same policy: (run id, created).
-    Commits. `on_create(session, run_id)` is called in the transaction that creates the run (an idempotency
-    key's claim, say): it commits with the run or not at all."""
+
+    Takes the Database and commits, in transactions of its own: concurrent triggers of the same policy converge
+    by one insert winning the unique active key and the others reading the winner in a fresh transaction, which
+    a caller's transaction could not do (on SQLite a transaction whose snapshot is stale cannot write). The
+    caller owns no unit of work here; `on_create(session, run_id)` joins the transaction that creates the run
+    (an idempotency key's claim, say): it commits with the run or not at all."""
     source_policy = policy_key
     if from_dry_run is not None:
         if dry_run:
@@ -139,22 +141,8 @@ def schedule_run(session: Session, targets: Sequence[RetentionPolicy], now: date
 
 
 def job_id(run_id: str) -> str:
+    """The RQ job id of a run's job (one per run: the tick looks it up to see whether it still waits)."""
     return f"retention-run-{run_id}"
-
-
-def dispatch(queue: Any, run_id: str) -> bool:
-    """Hand the run to the `retention` queue (in-process in the embedded default: it runs now); returns whether
-    the queue took it. Never raises: the run is saved, and a run the queue could not take (Redis down) stays
-    `queued` until the scheduler's tick finds its job missing and dispatches it again (retention.schedule)."""
-    from retention.jobs import execute_run
-
-    try:
-        queue.enqueue(execute_run, run_id, queue="retention", job_id=job_id(run_id), retries=RETRIES,
-                      retry_intervals=RETRY_INTERVALS, timeout=24 * 3600)
-    except Exception as exc:  # noqa: BLE001 - the queue is down (or, in-process, the run failed: it says how)
-        log.warning("retention run %s: not dispatched (%s); the scheduler's tick will", run_id, type(exc).__name__)
-        return False
-    return True
 
 
 def get_run(session: Session, run_id: str) -> RetentionRun:
@@ -164,28 +152,29 @@ def get_run(session: Session, run_id: str) -> RetentionRun:
     return run
 
 
-def retry_run(db: Any, actor: policies.Actor, run_id: str) -> RetentionRun:
-    """Continue a failed or interrupted run from its last committed batch (same cutoffs)."""
+def retry_run(session: Session, actor: policies.Actor, run_id: str) -> RetentionRun:
+    """Queue a failed or interrupted run again, to continue from its last committed batch (same cutoffs), in the
+    caller's transaction; Conflict when it succeeded, is being executed, or another run of its policy is queued
+    or running (the caller's transaction is then to be rolled back)."""
+    run = get_run(session, run_id)
+    if run.state == "succeeded":
+        raise Conflict("the run has succeeded; request a new run")
+    if lease_alive(run):
+        raise Conflict("the run is being executed; a worker holds its lease",
+                       detail={"lease_expires_at": run.lease_expires_at.isoformat()
+                               if run.lease_expires_at else None})
+    for step in session.scalars(select(RetentionStep).where(RetentionStep.run_id == run_id,
+                                                            RetentionStep.state.in_(("failed", "running")))):
+        step.state, step.error = "pending", None
+    if run.active_key is None and run.trigger != "schedule":
+        policy_key = session.scalar(select(RetentionPolicy.key).where(
+            RetentionPolicy.id == run.policy_id)) if run.policy_id else None
+        run.active_key = active_key(policy_key, run.dry_run)
+    run.state, run.finished_at, run.error, run.lease_token = "queued", None, None, None
+    audit.record(session, app_id=actor.app_id, actor=actor.name, action="retention.run_retried",
+                 resource_type="retention_run", resource_id=run_id, details={"attempts": run.attempts})
     try:
-        with db.session() as session:
-            run = get_run(session, run_id)
-            if run.state == "succeeded":
-                raise Conflict("the run has succeeded; request a new run")
-            if lease_alive(run):
-                raise Conflict("the run is being executed; a worker holds its lease",
-                               detail={"lease_expires_at": run.lease_expires_at.isoformat()
-                                       if run.lease_expires_at else None})
-            for step in session.scalars(select(RetentionStep).where(RetentionStep.run_id == run_id,
-                                                                    RetentionStep.state.in_(("failed", "running")))):
-                step.state, step.error = "pending", None
-            if run.active_key is None and run.trigger != "schedule":
-                policy_key = session.scalar(select(RetentionPolicy.key).where(
-                    RetentionPolicy.id == run.policy_id)) if run.policy_id else None
-                run.active_key = active_key(policy_key, run.dry_run)
-            run.state, run.finished_at, run.error, run.lease_token = "queued", None, None, None
-            audit.record(session, app_id=actor.app_id, actor=actor.name, action="retention.run_retried",
-                         resource_type="retention_run", resource_id=run_id, details={"attempts": run.attempts})
-            session.flush()
+        session.flush()  # the unique active key: another live run of the policy fails it here
     except IntegrityError:
         raise Conflict("another run of this policy is queued or running; retry after it ends") from None
     return run

@@ -23,7 +23,8 @@ def claim_due(db: Any, now: datetime | None = None) -> str | None:
     """Claim every policy whose schedule fired since its last scheduled run; one run applies them all.
 
     The claim is a conditional update of the policy's last slot, so two schedulers (or two ticks) racing for
-    the same slot produce one run. Returns the run id, or None when nothing is due.
+    the same slot produce one run. Returns the run id, or None when nothing is due. Takes the Database and
+    commits the claims with the run, so the run exists before the tick hands it to the queue.
     """
     now = now or utcnow()
     with db.session() as session:
