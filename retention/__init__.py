@@ -12,6 +12,7 @@ def register(wiring: Wiring) -> None:
     """Retention's routes, `flask retention`, its tables, the policy sync at start-up, the data map's retention
     column and the scheduler's tick."""
     from retention import cli, config, jobs, routes, views
+    from service.config import load_settings
     from service.wiring import CronEntry
 
     wiring.blueprints.append(routes.blp)
@@ -25,5 +26,5 @@ def register(wiring: Wiring) -> None:
     # API after the scheduler started are scheduled too, each by its own cron expression. RETENTION_TICK_SECONDS
     # sets how often it looks (default 60; a policy's schedule cannot fire more often than that).
     wiring.cron.append(CronEntry(jobs.run_due_policies, queue="retention",
-                                 interval=lambda: config.env_int("RETENTION_TICK_SECONDS", 60),
+                                 interval=lambda: config.tick_seconds(load_settings()),
                                  job_timeout=300, result_ttl=600))

@@ -1,11 +1,11 @@
-"""Policies declared in the TOML file (`[[retention]]`), synced into the database at start-up, and the
-retention settings read from the environment."""
+"""Policies declared in the TOML file (`[[retention]]`), synced into the database at start-up, and retention's
+settings from the environment (`options`), read with the other settings and checked at start-up."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import inspect, select
@@ -14,8 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from retention import policies
 from retention.models import RetentionPolicy
 from retention.periods import DEFAULT_SCHEDULE
-from service import config
-from service.config import ConfigError
+from service.config import ConfigError, Settings, env_int
 from service.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -23,18 +22,27 @@ CONFIG = policies.Actor("config")
 _OPTIONS = {"key", "store", "category", "retain_for", "action", "basis", "schedule"}
 
 
-def env_int(name: str, default: int, minimum: int = 1) -> int:
-    """A retention setting from the environment (the worker and the web process read the same variables)."""
-    return config.env_int(os.environ, name, default, minimum)
+@dataclass(frozen=True)
+class Options:
+    """Retention's environment variables (the web process, the worker and the scheduler read the same ones)."""
+
+    batch_size: int = 1000     # RETENTION_BATCH_SIZE: records per batch (per statement, per journal row)
+    lease_seconds: int = 120   # RETENTION_LEASE_SECONDS: a run's lease without renewal; renewed at every batch
+    tick_seconds: int = 60     # RETENTION_TICK_SECONDS: how often the scheduler looks for due policies
 
 
-def batch_size() -> int:
-    return env_int("RETENTION_BATCH_SIZE", 1000)
+def options(settings: Settings) -> Options:
+    """Retention's settings, from the variables `settings` were read from; ConfigError names a bad one. Cheap, so
+    read where needed; `load` checks them at start-up."""
+    d = Options()
+    return Options(batch_size=env_int(settings.env, "RETENTION_BATCH_SIZE", d.batch_size, minimum=1),
+                   lease_seconds=env_int(settings.env, "RETENTION_LEASE_SECONDS", d.lease_seconds, minimum=1),
+                   tick_seconds=env_int(settings.env, "RETENTION_TICK_SECONDS", d.tick_seconds, minimum=1))
 
 
-def lease_seconds() -> int:
-    """How long a run's lease lasts without renewal; a run renews it at every batch."""
-    return env_int("RETENTION_LEASE_SECONDS", 120)
+def tick_seconds(settings: Settings) -> int:
+    """How often the scheduler's tick runs (the cron table's interval for retention.jobs.run_due_policies)."""
+    return options(settings).tick_seconds
 
 
 def declared(toml: Mapping[str, Any], stores: Any) -> list[dict[str, Any]]:
@@ -115,6 +123,8 @@ def _sync(session: Any, stores: Any, entries: list[dict[str, Any]]) -> None:
 
 
 def load(rt: Any, stores: Any) -> None:
-    """Start-up: check the declared policies (a bad one stops the service) and sync them."""
+    """Start-up: check retention's settings and the declared policies (a bad one stops the service), and sync
+    the policies."""
+    options(rt.settings)
     entries = declared(rt.settings.toml, stores)
     sync(rt.db, stores, entries)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from holds.service import ActiveHold, active_holds
 from retention import certificates, leases
-from retention.config import batch_size, lease_seconds
+from retention.config import options
 from retention.digest import digest_key
 from retention.journal import Journal, JournalError
 from retention.leases import Lease, LeaseLost
@@ -56,7 +56,7 @@ def execute(rt: Any, run_id: str, progress: Progress | None = None) -> str | Non
     The job's work, in many small transactions it commits as it goes (the lease, each step's state, each batch
     through the journal, the certificate): an attempt may die at any point and the next one resumes from there.
     """
-    lease = leases.claim(rt.db, run_id, lease_seconds())
+    lease = leases.claim(rt.db, run_id, options(rt.settings).lease_seconds)
     if lease is None:
         log.info("retention run %s: finished already or held by a live attempt", run_id)
         return None
@@ -124,8 +124,8 @@ def _expire_parameters(store: Any) -> Collection[str]:
         return ()
 
 
-def count(store: Any, step: StepInfo, exclude: Collection[Any] = ()) -> int:
-    return sum(store.expire(step.category, step.cutoff, batch_size=batch_size(), dry_run=True,
+def count(store: Any, step: StepInfo, batch_size: int, exclude: Collection[Any] = ()) -> int:
+    return sum(store.expire(step.category, step.cutoff, batch_size=batch_size, dry_run=True,
                             exclude_subjects=exclude))
 
 
@@ -173,9 +173,10 @@ def _holds(rt: Any, step: StepInfo) -> tuple[list[ActiveHold], list[ActiveHold]]
 def _expire(rt: Any, stores: Any, lease: Lease, step: StepInfo, secret: bytes, dry_run: bool,
             progress: Progress | None) -> tuple[str, int]:
     store = stores.get(step.store)
+    batch_size = options(rt.settings).batch_size
     blocking, subject_holds = _holds(rt, step)
     if blocking:
-        held = count(store, step)
+        held = count(store, step, batch_size)
         _set_step(rt.db, lease, step.id, state="held", finished_at=utcnow(), destroyed=0,
                   skipped={"holds": sorted(h.id for h in blocking), "records": held,
                            "reason": "a legal hold covers this store or category"})
@@ -184,18 +185,18 @@ def _expire(rt: Any, stores: Any, lease: Lease, step: StepInfo, secret: bytes, d
     skipped = None
     remaining: int | None = None
     if subject_holds:
-        remaining = count(store, step, exclude)
-        skipped = {"holds": sorted(h.id for h in subject_holds), "records": count(store, step) - remaining,
+        remaining = count(store, step, batch_size, exclude)
+        skipped = {"holds": sorted(h.id for h in subject_holds), "records": count(store, step, batch_size) - remaining,
                    "reason": "legal holds on subjects"}
     if progress is not None:
-        progress.begin(step, remaining if remaining is not None else count(store, step, exclude))
+        progress.begin(step, remaining if remaining is not None else count(store, step, batch_size, exclude))
     journalled = not dry_run and supports_journal(store)
     with Journal(rt.db, lease, step.id, store=step.store, category=step.category, secret=secret,
                  dry_run=dry_run, committed=store.batch_committed if journalled else None) as journal:
         extra: dict[str, Any] = {"on_batch": journal.prepare} if not dry_run and supports_keys(store) else {}
         if journalled:
             extra["journal"] = journal
-        for done in store.expire(step.category, step.cutoff, batch_size=batch_size(), dry_run=dry_run,
+        for done in store.expire(step.category, step.cutoff, batch_size=batch_size, dry_run=dry_run,
                                  exclude_subjects=exclude, **extra):
             journal.record(done)
             if progress is not None:

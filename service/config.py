@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +51,9 @@ class Settings:
     issuer: str
     controller: Controller
     toml: Mapping[str, Any] = field(default_factory=dict)
+    # The variables these settings were read from, overrides applied: a domain reads its own settings here (and
+    # checks them at start-up), never os.environ at each use. Not in the repr: it holds secrets.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -167,6 +171,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         issuer=env.get("ISSUER", "urn:privacy-service"),
         controller=_controller(data),
         toml=data,
+        env=MappingProxyType(env),
     )
     if settings.production and settings.database_url.startswith("sqlite"):
         raise ConfigError("DATABASE_URL: production (PRIVACY_ENV=production) requires PostgreSQL")

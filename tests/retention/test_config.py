@@ -91,3 +91,32 @@ def test_declared_policies_are_synced_and_shown_with_their_origin(start, make_ke
 def test_a_bad_declaration_stops_start_up_naming_the_entry_and_option(start, entry, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         start(entry)
+
+
+# RETENTION_BATCH_SIZE, RETENTION_LEASE_SECONDS and RETENTION_TICK_SECONDS are read with the other settings (the
+# environment, or create_app's overrides) and checked at start-up, not looked up in os.environ at each use.
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("RETENTION_BATCH_SIZE", "0", "RETENTION_BATCH_SIZE: must be >= 1, got 0"),
+    ("RETENTION_LEASE_SECONDS", "soon", "RETENTION_LEASE_SECONDS: expected an integer, got 'soon'"),
+    ("RETENTION_TICK_SECONDS", "-5", "RETENTION_TICK_SECONDS: must be >= 1, got -5"),
+])
+def test_a_bad_retention_setting_stops_start_up_naming_it(base_config, estate_env, name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app({**base_config, **estate_env, name: value})
+
+
+def test_the_batch_size_given_to_the_app_is_the_one_its_runs_use(base_config, estate_env, ret_app, seeded, policy,
+                                                                  make_key):
+    headers = make_key("ops", "platform:retention")
+    policy("cloud-photos", "device_log", "P90D")
+    app = create_app({**base_config, **estate_env, "RETENTION_BATCH_SIZE": "7"})
+    try:
+        report = app.test_client().post("/v1/retention/runs", json={"policy": "cloud-photos.device_log"},
+                                        headers=headers).json  # in-process: executed before the answer
+    finally:
+        app.extensions["stores"].close()
+        app.extensions["db"].dispose()
+    step = report["steps"][0]
+    assert report["state"] == "succeeded" and step["count"] > 7
+    assert max(step["batches"]) == 7 and len(step["batches"]) == -(-step["count"] // 7)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from retention import execution, leases, runs
-from retention.config import lease_seconds
+from retention.config import options
 from retention.digest import digest_key, key_sum, to_hex
 from retention.journal import Journal
 from retention.models import RetentionBatch, RetentionRun, RetentionStep
@@ -96,7 +96,7 @@ class Crash(BaseException):
 def _start(app, policy_key: str, committed=None):
     rt = app.extensions["runtime"]
     run_id, _ = runs.request_run(rt.db, Actor("test"), policy_key=policy_key)
-    lease = leases.claim(rt.db, run_id, lease_seconds())
+    lease = leases.claim(rt.db, run_id, options(rt.settings).lease_seconds)
     with rt.db.sessions() as session:
         step = session.scalar(select(RetentionStep).where(RetentionStep.run_id == run_id))
     lease.policy_id = step.policy_id
