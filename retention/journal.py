@@ -57,11 +57,10 @@ class Journal:
         self._sum = lambda keys: digest.key_sum(secret, store, category, keys)
         self._committed = committed
         self._renewed = time.monotonic()
-        with db.sessions() as session:
+        with db.session() as session:
             if dry_run:
                 # A dry run destroyed nothing, so an interrupted one simply counts again from the start.
                 session.execute(delete(RetentionBatch).where(RetentionBatch.step_id == step_id))
-                session.commit()
             rows = list(session.scalars(select(RetentionBatch).where(RetentionBatch.step_id == step_id)))
         self.seq = max((r.seq for r in rows), default=0)
         prepared = [r for r in rows if r.state == "prepared"]
