@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
+from privacy import create_app
 from retention import execution, leases, runs
 from retention.config import options
 from retention.digest import digest_key, key_sum, to_hex
@@ -25,6 +26,17 @@ from tests.retention import estate
 from tests.retention.conftest import wait_run
 
 RUNS = "/v1/retention/runs"
+
+
+@pytest.fixture(scope="module")
+def estate_app(base_config, estate_env):
+    """This module's app destroys seven rows a batch, so each simulated crash lands inside a run of many batches."""
+    app = create_app({**base_config, **estate_env, "RETENTION_BATCH_SIZE": "7"})
+    app.config["TESTING"] = True
+    assert options(app.extensions["runtime"].settings).batch_size == 7
+    yield app
+    app.extensions["stores"].close()
+    app.extensions["db"].dispose()
 
 
 def _add_old_logs(app, count: int) -> None:
@@ -113,8 +125,7 @@ def _die(app, run_id: str) -> None:
                         .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
 
 
-def test_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy, monkeypatch):
-    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+def test_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy):
     policy("cloud-photos", "device_log", "P90D")
     before = estate.sql_rows(ret_app, "device_logs", "logged_at")
     rt, run_id, step, journal = _start(ret_app, "cloud-photos.device_log")
@@ -136,9 +147,7 @@ def test_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, see
 
 
 @pytest.mark.parametrize("protocol", ["on_batch", pytest.param("journal", marks=pytest.mark.postgres_only)])
-def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy, monkeypatch,
-                                                                        protocol):
-    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+def test_crash_after_the_store_commit_but_before_the_count_is_confirmed(ret_app, seeded, policy, protocol):
     policy("cloud-photos", "device_log", "P90D")
     before = estate.sql_rows(ret_app, "device_logs", "logged_at")
     store = ret_app.extensions["stores"].get("cloud-photos")
@@ -175,8 +184,7 @@ class _Journalled:
             self.on_seal()
 
 
-def _journalled(ret_app, policy, monkeypatch):
-    monkeypatch.setenv("RETENTION_BATCH_SIZE", "7")
+def _journalled(ret_app, policy):
     policy("cloud-photos", "device_log", "P90D")
     before = estate.sql_rows(ret_app, "device_logs", "logged_at")
     store = ret_app.extensions["stores"].get("cloud-photos")
@@ -184,9 +192,8 @@ def _journalled(ret_app, policy, monkeypatch):
 
 
 @pytest.mark.postgres_only
-def test_journalled_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy,
-                                                                                monkeypatch):
-    before, store, rt, run_id, step, journal = _journalled(ret_app, policy, monkeypatch)
+def test_journalled_crash_after_the_journal_commit_but_before_the_store_commit(ret_app, seeded, policy):
+    before, store, rt, run_id, step, journal = _journalled(ret_app, policy)
 
     def die():
         raise Crash  # the journal's row is durable, with the transaction's id; the store rolls back
@@ -203,10 +210,10 @@ def test_journalled_crash_after_the_journal_commit_but_before_the_store_commit(r
 
 
 @pytest.mark.postgres_only
-def test_journalled_batch_chosen_again_when_another_writer_changes_its_rows(ret_app, seeded, policy, monkeypatch):
+def test_journalled_batch_chosen_again_when_another_writer_changes_its_rows(ret_app, seeded, policy):
     """A row refreshed by another writer between the choice and the delete survives; the batch is chosen again
     and the aborted choice is not counted."""
-    before, store, _, _, step, journal = _journalled(ret_app, policy, monkeypatch)
+    before, store, _, _, step, journal = _journalled(ret_app, policy)
     engine, logs = store.engine, demo.metadata.tables["device_logs"]
     refreshed: list[int] = []
 
