@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from service import cli
+from service import cli, mail
 from service.app import build_app
 from service.db import MODEL_MODULES
 from service.wiring import Wiring
@@ -31,6 +31,7 @@ DOMAINS = (
 def wiring() -> Wiring:
     """What every domain registers, in DOMAINS order (built once per process)."""
     wired = Wiring()
+    mail.register(wired)  # shared, not a domain: its delivery job and sweep
     for name in DOMAINS:
         importlib.import_module(name).register(wired)
     return wired

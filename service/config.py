@@ -50,6 +50,9 @@ class Settings:
     cache_ttl_seconds: float
     issuer: str
     controller: Controller
+    # Mail: SMTP_URL (smtp://user:pass@host:587?starttls=1, smtps://...) or, unset, .eml files in instance/mail/.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "privacy@localhost"
     toml: Mapping[str, Any] = field(default_factory=dict)
     # The variables these settings were read from, overrides applied: a domain reads its own settings here (and
     # checks them at start-up), never os.environ at each use. Not in the repr: it holds secrets.
@@ -146,6 +149,13 @@ def _controller(data: Mapping[str, Any]) -> Controller:
     return Controller(**section)
 
 
+def _smtp_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("SMTP_URL") or None
+    if url is not None and not url.startswith(("smtp://", "smtps://")):
+        raise ConfigError("SMTP_URL: expected smtp://user:pass@host:port?starttls=1 or smtps://...")
+    return url
+
+
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; `overrides` (e.g. from tests) take precedence over the environment."""
@@ -170,6 +180,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         cache_ttl_seconds=_float(env, "CACHE_TTL_SECONDS", 5.0),
         issuer=env.get("ISSUER", "urn:privacy-service"),
         controller=_controller(data),
+        smtp_url=_smtp_url(env),
+        mail_from=env.get("MAIL_FROM") or "privacy@localhost",
         toml=data,
         env=MappingProxyType(env),
     )

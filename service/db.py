@@ -145,7 +145,7 @@ def compact_json(value: Any) -> str:
 
 # The shared layer's modules that declare tables. The domains declare theirs through their `register`, and the
 # composition root's `load_models` imports them all (every process does, before it builds its runtime).
-MODEL_MODULES = ("service.tenancy", "service.audit", "service.idempotency")
+MODEL_MODULES = ("service.tenancy", "service.audit", "service.idempotency", "service.mail.models")
 
 
 @dataclass(frozen=True)
