@@ -57,7 +57,8 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
     contact = contact_of(rt, req)
     if contact:
         notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",
-                    recipient=contact, body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.")
+                    recipient=contact, body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.",
+                    context={"request_type": req.type, "status": status, "link": None})
     return True
 
 

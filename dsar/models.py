@@ -103,7 +103,7 @@ class DownloadToken(Base):
 
 
 class Notification(Base):
-    """What the default notifier 'sends': an outbox an operator's mail relay (or a test) reads."""
+    """The old, never-delivered outbox: kept read-only by migration 0009; messages now go to service.mail."""
 
     __tablename__ = "notifications"
 

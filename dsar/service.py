@@ -58,7 +58,8 @@ def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
     req.code_hash, req.code_expires_at = _hash_code(rt, req, code), utcnow() + ttl
     notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="verification_code",
                 recipient=contact_of(rt, req) or "",
-                body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.")
+                body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.",
+                context={"code": code, "minutes": int(ttl.total_seconds() // 60)})
 
 
 def _check_details(kind: str, details: dict[str, Any] | None) -> None:
@@ -243,7 +244,8 @@ def extend(session: Session, rt: Runtime, actor: Actor, request_id: str, reason:
     if contact:
         notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="deadline_extended",
                     recipient=contact, body=f"We need more time for your {req.type} request {req.id}: we will "
-                    f"answer by {req.due_at.date().isoformat()}. Reason: {reason}")
+                    f"answer by {req.due_at.date().isoformat()}. Reason: {reason}",
+                    context={"due": req.due_at.date().isoformat(), "reason": reason})
     return req
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.mail import delivery
 from service.mail.message import ad as _ad
+from service.mail.message import read as read  # the outbox's reader, for tests and tools
 from service.mail.models import MailMessage
 from service.mail.render import normalise_locale, render
 from service.runtime import Runtime

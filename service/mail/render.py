@@ -9,7 +9,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 LOCALES = ("en", "zh_Hans")
-KINDS = ("verification_code", "request_received", "deadline_extended", "request_completed", "request_rejected")
+KINDS = ("verification_code", "request_received", "deadline_extended", "request_completed", "request_rejected",
+         "request_status")
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
                    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False))
 

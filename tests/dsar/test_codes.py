@@ -3,7 +3,8 @@ are limited per request per hour (429 with Retry-After)."""
 
 from sqlalchemy import func, select, update
 
-from dsar.models import DsarRequest, Notification
+from dsar.models import DsarRequest
+from service.mail.models import MailMessage
 from tests.dsar.test_requests import code_of, new
 
 
@@ -13,8 +14,8 @@ def _wrong(code):
 
 def _sent(app, request_id):
     with app.extensions["db"].sessions() as session:
-        return session.scalar(select(func.count()).select_from(Notification)
-                              .where(Notification.request_id == request_id, Notification.kind == "verification_code"))
+        return session.scalar(select(func.count()).select_from(MailMessage)
+                              .where(MailMessage.ref == request_id, MailMessage.kind == "verification_code"))
 
 
 def test_wrong_guesses_count_across_resends(inline_app, key_for):

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import select, text, update
 
 from dsar.deadlines import DEFAULTS, Period, deadlines
-from dsar.models import DsarRequest, Notification
-from dsar.notify import read
+from dsar.models import DsarRequest
 from service.audit import AuditEvent
 from service.config import ConfigError
+from service.mail.models import MailMessage
+from service.mail.outbox import read
 
 
 def new(client, headers, type_="access", **extra):
@@ -21,9 +22,10 @@ def new(client, headers, type_="access", **extra):
 
 def code_of(app, request_id):
     with app.extensions["db"].sessions() as session:
-        note = session.scalars(select(Notification).where(Notification.request_id == request_id)
-                               .order_by(Notification.id.desc())).first()
-        to, body = read(app.extensions["keys"], note)
+        note = session.scalars(select(MailMessage).where(MailMessage.ref == request_id)
+                               .order_by(MailMessage.created_at.desc())).first()
+        content = read(app.extensions["keys"], note)
+        to, body = content.recipient, content.text
     assert to == "ana@example.com"
     return body.split("code is ")[1][:6]
 

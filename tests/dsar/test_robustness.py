@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 
 from dsar import outbox
 from dsar import service as dsar
-from dsar.models import DsarRequest, DsarTask, Notification
+from dsar.models import DsarRequest, DsarTask
 from privacy import create_app
 from service.config import ConfigError
+from service.mail.models import MailMessage
 from service.runtime import use_runtime
 from tests.dsar.conftest import person, write_config
 from tests.dsar.plugins import SlowStore
@@ -144,12 +145,13 @@ def test_extension_must_come_within_the_first_period_and_is_notified(inline_app,
     assert client.post(f"/v1/requests/{late}/extend", json={"reason": "complex"}, headers=h).status_code == 409
     r = client.post(f"/v1/requests/{fine}/extend", json={"reason": "many stores"}, headers=h)
     assert r.status_code == 200
-    from dsar.notify import read
+    from service.mail.outbox import read
 
     with inline_app.extensions["db"].sessions() as session:
-        note = session.scalars(select(Notification).where(Notification.request_id == fine,
-                                                          Notification.kind == "deadline_extended")).one()
-        to, text = read(inline_app.extensions["keys"], note)
+        note = session.scalars(select(MailMessage).where(MailMessage.ref == fine,
+                                                         MailMessage.kind == "deadline_extended")).one()
+        content = read(inline_app.extensions["keys"], note)
+        to, text = content.recipient, content.text
     assert to == "a@b.example" and "many stores" in text and r.json["due_at"][:10] in text
 
 
@@ -205,4 +207,4 @@ def test_a_configured_notifier_sends_the_codes(inline_app_with, key_for):
     assert client.post(f"/v1/requests/{rid}/verify", json={"code": code}, headers=h).json["status"] == "completed"
     assert [m.kind for m in plugins.SENT] == ["verification_code", "request_completed"]
     with app.extensions["db"].sessions() as session:
-        assert session.scalars(select(Notification)).all() == []  # the outbox is the default only
+        assert session.scalars(select(MailMessage)).all() == []  # the outbox is the default only
