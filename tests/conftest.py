@@ -286,7 +286,7 @@ def _throwaway_cluster() -> Iterator[ThrowawayPostgres]:
 
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not found:
-        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
+        pytest.fail("the fault tests need PostgreSQL's server binaries (/usr/lib/postgresql/*/bin; Debian: postgresql)")
     # Not under pytest's temporary directory: its parents are private to root, and the server runs as postgres.
     top = Path(tempfile.mkdtemp(prefix="throwaway-postgres-"))
     if os.geteuid() == 0:
@@ -335,7 +335,7 @@ class ThrowawayRedis:
 
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("no redis-server binary")
+            pytest.fail("the outage tests need a redis-server binary (Debian: redis-server)")
         self._proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                        "--appendonly", "no", "--dir", str(self.folder)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
