@@ -53,6 +53,8 @@ class Settings:
     # Mail: SMTP_URL (smtp://user:pass@host:587?starttls=1, smtps://...) or, unset, .eml files in instance/mail/.
     smtp_url: str | None = field(default=None, repr=False)
     mail_from: str = "privacy@localhost"
+    # Where people reach this service (links in email and those minted for apps): PUBLIC_URL, no trailing slash.
+    public_url: str = "http://127.0.0.1:5000"
     toml: Mapping[str, Any] = field(default_factory=dict)
     # The variables these settings were read from, overrides applied: a domain reads its own settings here (and
     # checks them at start-up), never os.environ at each use. Not in the repr: it holds secrets.
@@ -156,6 +158,14 @@ def _smtp_url(env: Mapping[str, str]) -> str | None:
     return url
 
 
+def _public_url(env: Mapping[str, str]) -> str:
+    url = (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_URL: expected an http(s) URL such as https://privacy.example.com, got {url!r}")
+    return url
+
+
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings; `overrides` (e.g. from tests) take precedence over the environment."""
@@ -182,6 +192,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         controller=_controller(data),
         smtp_url=_smtp_url(env),
         mail_from=env.get("MAIL_FROM") or "privacy@localhost",
+        public_url=_public_url(env),
         toml=data,
         env=MappingProxyType(env),
     )

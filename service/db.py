@@ -145,7 +145,8 @@ def compact_json(value: Any) -> str:
 
 # The shared layer's modules that declare tables. The domains declare theirs through their `register`, and the
 # composition root's `load_models` imports them all (every process does, before it builds its runtime).
-MODEL_MODULES = ("service.tenancy", "service.audit", "service.idempotency", "service.mail.models")
+MODEL_MODULES = ("service.tenancy", "service.audit", "service.idempotency", "service.mail.models",
+                 "service.weblinks")
 
 
 @dataclass(frozen=True)
