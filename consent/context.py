@@ -16,10 +16,12 @@ class Context:
     principal: Principal
     keys: KeyMaterial
     settings: Settings
+    # Who the audit trail names when not the key, e.g. "subject:<pseudonym>" for a person in the privacy centre.
+    acting_as: str | None = None
 
     @property
     def actor(self) -> str:
-        return f"key:{self.principal.key_id}"
+        return self.acting_as or f"key:{self.principal.key_id}"
 
     def pseudonym(self, subject_id: str) -> str:
         return self.keys.pseudonyms.subject(self.principal.app_id, subject_id)

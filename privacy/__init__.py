@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from service import cli, mail
+from service import cli, mail, pages
 from service.app import build_app
 from service.db import MODEL_MODULES
 from service.wiring import Wiring
@@ -25,6 +25,10 @@ DOMAINS = (
     "holds",
     "retention",
 )
+# The web faces, built on the domains (they may import any domain; no domain imports them).
+FACES = (
+    "portal",
+)
 
 
 @cache
@@ -32,7 +36,7 @@ def wiring() -> Wiring:
     """What every domain registers, in DOMAINS order (built once per process)."""
     wired = Wiring()
     mail.register(wired)  # shared, not a domain: its delivery job and sweep
-    for name in DOMAINS:
+    for name in (*DOMAINS, *FACES):
         importlib.import_module(name).register(wired)
     return wired
 
@@ -54,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         start(rt, stores)
     for blueprint in wired.blueprints:
         api.register_blueprint(blueprint)
+    pages.install(app, wired.pages, wired.translations)
     cli.register(app, wired.cli_groups)
     for install in wired.on_app:
         install(app)

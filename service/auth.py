@@ -104,9 +104,12 @@ def _authenticate_request() -> Principal:
     return principal
 
 
-def require_scope(scope: str) -> Callable[[F], F]:
-    """Guard a view: 401 without a valid key, 403 without `scope` (or `admin`, when `scope` is an app scope)."""
-    lacks = f"this API key lacks the {scope!r} scope"
+def require_scope(scope: str, *alternatives: str) -> Callable[[F], F]:
+    """Guard a view: 401 without a valid key, 403 without `scope` or one of `alternatives` (or `admin`, when
+    they are app scopes)."""
+    accepted = (scope, *alternatives)
+    lacks = (f"this API key lacks the {scope!r} scope" if not alternatives else
+             f"this API key lacks every one of the scopes {list(accepted)}")
     if scope in PLATFORM_SCOPES:
         lacks += " (a company-wide scope, which an app's admin does not imply)"
 
@@ -114,7 +117,7 @@ def require_scope(scope: str) -> Callable[[F], F]:
         @wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = _authenticate_request()
-            if not principal.has(scope):
+            if not any(principal.has(s) for s in accepted):
                 abort(403, message=lacks)
             g.principal = principal
             return func(*args, **kwargs)
@@ -122,7 +125,7 @@ def require_scope(scope: str) -> Callable[[F], F]:
         wrapper.required_scope = scope  # type: ignore[attr-defined]
         doc = getattr(wrapper, "_apidoc", {})
         manual = dict(doc.get("manual_doc", {}))
-        manual["security"] = [{"bearerAuth": [scope]}]
+        manual["security"] = [{"bearerAuth": [s]} for s in accepted]  # alternatives: any one suffices
         wrapper._apidoc = {**doc, "manual_doc": manual}  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flask_smorest import Blueprint
     from sqlalchemy.orm import Session
 
+    from service.pages import PageBlueprint
     from service.runtime import Runtime
     from service.stores.datamap import RetentionLookup
     from service.stores.registry import Registry
@@ -60,6 +61,8 @@ class Wiring:
     """The domains' contributions, in DOMAINS order."""
 
     blueprints: list[Blueprint] = field(default_factory=list)  # flask-smorest, registered on the Api
+    pages: list[PageBlueprint] = field(default_factory=list)  # web faces (service.pages.blueprint)
+    translations: list[str] = field(default_factory=list)  # Babel catalogue folders of those faces
     cli_groups: list[Group] = field(default_factory=list)  # `flask <group> ...`
     job_modules: list[str] = field(default_factory=list)  # imported by the worker before it forks
     model_modules: list[str] = field(default_factory=list)  # declare tables; every process loads them all
