@@ -1,0 +1,100 @@
+"""My consents: each policy's current version and purposes with a switch; saving records a consent event through
+consent.record, as the API does (same ledger, same receipts), on the privacy centre's channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, flash, redirect, request, url_for
+from flask_babel import get_locale, gettext
+
+from consent import policies, record, status
+from consent.context import Context
+from consent.views import current_version
+from portal.web import CHANNEL, Person, Site, blp, page, person, site
+from service.db import utcnow
+from service.errors import Conflict, Invalid, NotFound
+from service.tenancy import Principal
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    key: str
+    title: str
+    version: str
+    text: str | None
+    url: str | None
+    purposes: list[Any]
+    chosen: dict[str, bool]
+    required: bool  # the person must (re)accept this version
+    reason: str | None  # no_consent, new_version, withdrawn
+
+
+def context(here: Site, who: Person) -> Context:
+    """The consent operations' context for this person: the app's, acting as the subject (by pseudonym)."""
+    keys = current_app.extensions["keys"]
+    return Context(principal=Principal(app_id=here.id, app_slug=here.slug, key_id="privacy-centre",
+                                       scopes=frozenset({"consent:read", "consent:write"})),
+                   keys=keys, settings=current_app.config["SETTINGS"],
+                   acting_as=f"subject:{keys.pseudonyms.subject(here.id, who.subject_id or '')}")
+
+
+def signed_in(slug: str) -> tuple[Site, Person] | Any:
+    here = site(slug)
+    who = person(here.id)
+    if who is None or not who.signed_in:
+        return redirect(url_for("portal.front", slug=slug), code=303)
+    return here, who
+
+
+def _states(here: Site, who: Person) -> list[PolicyState]:
+    db, cache = current_app.extensions["db"], current_app.extensions["policy_cache"]
+    ctx, now = context(here, who), utcnow()
+    states = []
+    with db.sessions() as session:
+        for policy in policies.list_policies(session, here.id):
+            version = current_version(policy.versions, now)
+            if version is None:
+                continue  # nothing in effect yet: nothing to decide on
+            answer = status.status(session, ctx, cache, who.subject_id or "", policy.key, now)
+            chosen = answer["purposes"] or {}
+            states.append(PolicyState(policy.key, policy.title, version.version, version.text, version.url,
+                                      list(policy.purposes), chosen, answer["consent_required"], answer["reason"]))
+    return states
+
+
+@blp.get("/<slug>/consents")
+def consents(slug: str) -> Any:
+    found = signed_in(slug)
+    if not isinstance(found, tuple):
+        return found
+    here, who = found
+    return page("portal/consents.html", here, person=who, states=_states(here, who), errors={})
+
+
+@blp.post("/<slug>/consents/<policy_key>")
+def save_consents(slug: str, policy_key: str) -> Any:
+    found = signed_in(slug)
+    if not isinstance(found, tuple):
+        return found
+    here, who = found
+    db = current_app.extensions["db"]
+    with db.sessions() as session:
+        try:
+            known = policies.get_policy(session, here.id, policy_key)
+        except NotFound:
+            return page("pages/error.html", here, status=404)
+        required = {p.key for p in known.purposes if p.required}
+    answers = {key: True for key in request.form.getlist("purpose")} | {key: True for key in required}
+    data = {"policy": policy_key, "version": request.form.get("version", ""), "subject_id": who.subject_id,
+            "purposes": answers, "channel": CHANNEL, "locale": str(get_locale())}
+    try:
+        event = record.record_consent(db, context(here, who), data, request.headers.get("Sec-GPC") == "1",
+                                      current_app.extensions["policy_cache"])
+    except (Conflict, Invalid):
+        # The version changed while the page was open, or the form was altered: show the current state again.
+        errors = {policy_key: gettext("This policy changed while the page was open. Review it and save again.")}
+        return page("portal/consents.html", here, status=409, person=who, states=_states(here, who), errors=errors)
+    flash(gettext("Your choices are saved. Receipt %(id)s.", id=event.id), "saved")
+    return redirect(url_for("portal.consents", slug=slug) + f"#policy-{policy_key}", code=303)
