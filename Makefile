@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint bench migrate clean
+.PHONY: run test lint bench migrate clean i18n
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -30,6 +30,15 @@ run: migrate
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## i18n: re-extract each catalogue's messages, merge them into its zh_Hans .po (translate the new ones), compile
+CATALOGUES := service/pages
+i18n: $(VENV)/.installed
+	@for d in $(CATALOGUES); do \
+	  $(BIN)/pybabel -q extract -F babel.cfg --no-location --omit-header -o $$d/translations/messages.pot $$d && \
+	  $(BIN)/pybabel -q update --no-fuzzy-matching -i $$d/translations/messages.pot -d $$d/translations -l zh_Hans && \
+	  $(BIN)/pybabel -q compile --statistics -d $$d/translations || exit 1; \
+	done
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
