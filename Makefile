@@ -24,6 +24,7 @@ migrate: $(VENV)/.installed
 run: migrate
 	@$(FLASK) demo seed
 	@$(FLASK) demo setup
+	@$(FLASK) portal demo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 ## test: set up and run the whole suite (SQLite and PostgreSQL, real Redis)

@@ -14,9 +14,11 @@ def register(wiring: Wiring) -> None:
     from pathlib import Path
 
     from portal import config, consent_pages, entry, routes  # noqa: F401 - the page modules add their views
+    from portal.cli import portal_cli
     from portal.web import blp
 
     wiring.blueprints.append(routes.blp)
+    wiring.cli_groups.append(portal_cli)
     wiring.pages.append(blp)
     wiring.translations.append(str(Path(__file__).parent / "translations"))
     wiring.on_app.append(config.install)  # read once: a bad [portal] stops start-up

@@ -1,0 +1,60 @@
+"""Fixtures of the privacy centre's tests: an app with a policy, links minted through the API, CSRF tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+POLICY = {"key": "app", "title": "Demo app privacy policy", "purposes": [
+    {"key": "essential", "description": "Run the service you signed up for", "required": True,
+     "lawful_basis": "contract"},
+    {"key": "analytics", "description": "Measure how the app is used", "honors_gpc": True},
+    {"key": "marketing", "description": "Offers by email", "honors_gpc": True, "third_party": "Example Ads"},
+]}
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+@pytest.fixture
+def portal_app(client, make_key) -> dict[str, Any]:
+    """App `shop` with a policy in effect (version 1) and keys: consent:write+read, and admin."""
+    admin = make_key("shop", "admin")
+    assert client.post("/v1/policies", json=POLICY, headers=admin).status_code == 201
+    version = client.post("/v1/policies/app/versions", headers=admin, json={
+        "version": "1", "effective_at": "2020-01-01T00:00:00Z", "text": "We use your data as follows.",
+        "material": True})
+    assert version.status_code == 201, version.json
+    return {"slug": "shop", "admin": admin, "writer": make_key("shop", "consent:write,consent:read")}
+
+
+@pytest.fixture
+def mint(client) -> Callable[..., Any]:
+    """mint(headers, subject_id, **extra) -> the API's response to POST /v1/portal/links."""
+
+    def call(headers: dict[str, str], subject_id: str, **extra: Any) -> Any:
+        return client.post("/v1/portal/links", json={"subject_id": subject_id, **extra}, headers=headers)
+
+    return call
+
+
+@pytest.fixture
+def sign_in(app, mint) -> Callable[..., Any]:
+    """sign_in(headers, subject_id) -> a test client with a privacy-centre session for that subject."""
+
+    def open_as(headers: dict[str, str], subject_id: str, **extra: Any) -> Any:
+        minted = mint(headers, subject_id, **extra)
+        assert minted.status_code == 201, minted.json
+        browser = app.test_client()
+        opened = browser.get(urlsplit(minted.json["url"]).path)
+        assert opened.status_code == 303, opened.text
+        return browser
+
+    return open_as
