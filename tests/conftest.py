@@ -123,6 +123,7 @@ def app(session_app: Flask) -> Iterator[Flask]:
     _truncate(session_app)
     session_app.extensions["key_cache"].clear()
     session_app.extensions["policy_cache"].clear()
+    session_app.extensions["page_limiter"].reset()  # the pages' rate-limit counts, shared by every test
 
 
 @pytest.fixture

@@ -35,6 +35,37 @@ def portal_app(client, make_key) -> dict[str, Any]:
     return {"slug": "shop", "admin": admin, "writer": make_key("shop", "consent:write,consent:read")}
 
 
+def code_for(app, request_id: str) -> str:
+    """The latest verification code mailed for a request, read from the encrypted mail outbox."""
+    from sqlalchemy import select
+
+    from service.mail.message import read
+    from service.mail.models import MailMessage
+
+    with app.extensions["db"].sessions() as session:
+        rows = session.scalars(select(MailMessage).where(
+            MailMessage.ref == request_id, MailMessage.kind == "verification_code")).all()
+    assert rows, "no code was mailed for the request"
+    latest = max(rows, key=lambda r: (r.created_at, r.id))
+    found = re.search(r"(?<![0-9A-Za-z_-])([0-9]{6})(?![0-9A-Za-z_-])", read(app.extensions["keys"], latest).text)
+    assert found, "the email holds no code"
+    return found.group(1)
+
+
+@pytest.fixture
+def estate_app(base_config, tmp_path):
+    """The app on the demo estate (SQL and files stores, seeded people), jobs in-process, with tenant `shop`."""
+    from service.tenancy import create_app_tenant
+    from tests.dsar.conftest import _app, write_config
+
+    apps = _app({**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, estate="estate.toml")})
+    made = next(apps)
+    with made.extensions["db"].session() as session:
+        create_app_tenant(session, "shop")
+    yield made
+    next(apps, None)
+
+
 @pytest.fixture
 def mint(client) -> Callable[..., Any]:
     """mint(headers, subject_id, **extra) -> the API's response to POST /v1/portal/links."""
