@@ -22,7 +22,7 @@ class Branding:
     logo_url: str | None = None        # a path on this service or a data: URL: pages load nothing from elsewhere
     primary_colour: str = "#0b5cad"    # white text on it must reach 4.5:1 (WCAG AA)
     privacy_contact: str | None = None  # an email address or URL shown in the footer
-    default_jurisdiction: str = "EU"
+    default_jurisdiction: str = "GDPR"  # a jurisdiction of dsar's deadlines table
     identifiers: tuple[str, ...] = ()  # asked on the open web besides email, e.g. ["phone"]
     show_store_names: bool = False     # name internal stores in a request's timeline
 
@@ -97,4 +97,14 @@ def options(settings: Settings) -> Options:
 
 
 def install(app: Flask) -> None:
-    app.extensions["portal"] = options(app.config["SETTINGS"])
+    from dsar.deadlines import deadlines
+
+    settings = app.config["SETTINGS"]
+    found = options(settings)
+    known = deadlines(settings.toml)
+    for slug, branding in [("", found.default), *found.apps.items()]:
+        if branding.default_jurisdiction not in known:
+            where = f"[portal.apps.{slug}]" if slug else "[portal]"
+            raise ConfigError(f"PRIVACY_CONFIG {where}.default_jurisdiction: {branding.default_jurisdiction!r} is "
+                              f"not a jurisdiction of the deadlines table; choose from {sorted(known)}")
+    app.extensions["portal"] = found

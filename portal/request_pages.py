@@ -31,12 +31,9 @@ from service.pages import limits
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
-# Jurisdictions an app's config may name loosely (the portal's default is "EU"), and the law they mean here.
-ALIASES = {"EU": "GDPR", "EEA": "GDPR", "UK": "UK_GDPR", "GB": "UK_GDPR"}
 UNSURE = "unsure"  # a rectification whose category the person does not know: an operator applies it by hand
 _CODE = re.compile(r"^[0-9]{6}$")
 LIST_LIMIT = 100  # requests listed for one person, newest first
-
 
 class RequestForm(Schema):
     """The request form's fields, bounded as the API's are; a failing field gets the page's own sentence."""
@@ -119,11 +116,8 @@ def _jurisdictions() -> list[str]:
 
 
 def default_jurisdiction(here: Site) -> str:
-    """The app's configured default as a jurisdiction of the deadlines table (an alias such as EU resolved)."""
-    table = _jurisdictions()
-    wanted = here.branding.default_jurisdiction.upper()
-    wanted = wanted if wanted in table else ALIASES.get(wanted, "")
-    return wanted if wanted in table else table[0]
+    """The app's configured default (checked against the deadlines table at start-up)."""
+    return here.branding.default_jurisdiction
 
 
 def _categories() -> list[str]:
@@ -228,7 +222,13 @@ def _check(here: Site, who: Person | None, values: dict[str, str]) -> tuple[dict
     if signed_in:
         subject = {"user_id": who.subject_id}  # type: ignore[union-attr]
     else:
-        subject = {k: form[k] for k in ("email", "phone", "user_id") if k in asked and form.get(k)}
+        # The emailed code proves the email address and nothing else: a phone number or user id typed beside it
+        # could be anyone's, so the stores are searched by the email alone. The other identifiers go to the
+        # privacy team as claims to check by hand (they see them with the request).
+        subject = {"email": form["email"]}
+        claimed = {k: form[k] for k in ("phone", "user_id") if k in asked and form.get(k)}
+        if claimed:
+            details = {**(details or {}), "claimed_identifiers": claimed}
     data = {"type": form["type"], "jurisdiction": form["jurisdiction"], "subject": subject,
             "contact_email": form["email"], "details": details, "verified": signed_in,
             "locale": str(get_locale())}
