@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import get_locale, gettext
 
 from consent import policies, record, status
@@ -84,7 +84,7 @@ def save_consents(slug: str, policy_key: str) -> Any:
         try:
             known = policies.get_policy(session, here.id, policy_key)
         except NotFound:
-            return page("pages/error.html", here, status=404)
+            abort(404)  # the error handler renders the page (error.html needs its status)
         required = {p.key for p in known.purposes if p.required}
     answers = {key: True for key in request.form.getlist("purpose")} | {key: True for key in required}
     data = {"policy": policy_key, "version": request.form.get("version", ""), "subject_id": who.subject_id,

@@ -23,6 +23,25 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
+def save_choices(browser: Any, purposes: tuple[str, ...] = (), version: str = "1", slug: str = "shop",
+                 headers: dict[str, str] | None = None) -> Any:
+    """Submit the My consents form of policy `app` as a browser does: the page's CSRF token, checked boxes only."""
+    html = browser.get(f"/privacy/{slug}/consents").text
+    return browser.post(f"/privacy/{slug}/consents/app", headers=headers or {},
+                        data={"csrf_token": csrf_token(html), "version": version, "purpose": list(purposes)})
+
+
+def verified_claims(client: Any, token: str) -> dict[str, Any]:
+    """A receipt's claims, verified by joserfc (an independent JOSE library) with the published JWKS."""
+    import json
+
+    from joserfc import jws
+    from joserfc.jwk import KeySet
+
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json)
+    return json.loads(jws.deserialize_compact(token, keys, algorithms=["EdDSA"]).payload)
+
+
 @pytest.fixture
 def portal_app(client, make_key) -> dict[str, Any]:
     """App `shop` with a policy in effect (version 1) and keys: consent:write+read, and admin."""
