@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint bench migrate clean i18n
+.PHONY: run test test-browser screenshots lint bench migrate clean i18n
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -31,6 +31,14 @@ run: migrate
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## test-browser: only the real-browser tests (Chromium at /usr/bin/chromium; .ci/run installs it)
+test-browser: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/browser
+
+## screenshots: run the browser tests on SQLite, writing their screenshots to docs/screenshots
+screenshots: $(VENV)/.installed
+	SCREENSHOTS=1 TEST_DATABASES=sqlite $(BIN)/python -m pytest -q tests/browser
 
 ## i18n: re-extract each catalogue's messages, merge them into its zh_Hans .po (translate the new ones), compile
 CATALOGUES := service/pages
