@@ -14,7 +14,7 @@ from service.mail import delivery
 from service.mail.message import ad as _ad
 from service.mail.message import read as read  # the outbox's reader, for tests and tools
 from service.mail.models import MailMessage
-from service.mail.render import normalise_locale, render
+from service.mail.render import default_locale, normalise_locale, render
 from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def queue(session: Session, rt: Runtime, *, kind: str, recipient: str, context: 
           locale: str | None = None, app_id: int | None = None, ref: str | None = None) -> MailMessage:
     """Render `kind` in `locale` and add its encrypted outbox row to `session`; does not commit. Once the
     caller commits, a delivery job is enqueued for it (and the cron sweep finds it if that enqueue is lost)."""
-    loc = normalise_locale(locale, default=rt.settings.env.get("MAIL_DEFAULT_LOCALE", "en"))
+    loc = normalise_locale(locale, default=default_locale(rt.settings.env))
     rendered = render(kind, loc, context)
     row_id = str(uuid.uuid4())
     domain = rt.settings.mail_from.rpartition("@")[2] or "localhost"
