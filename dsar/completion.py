@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from dsar import exports, notify
 from dsar.config import export_dir, options
-from dsar.fields import contact_of, subject_of
+from dsar.fields import subject_of
 from dsar.models import TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from service import audit
@@ -54,11 +54,8 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
             _certify_erasure(rt, session, req, tasks, identity)
     req.reason = f"failed stores: {', '.join(failed)}" if failed else None
     transition(session, req, status, actor, req.reason or reason or "every task finished", failed=failed)
-    contact = contact_of(rt, req)
-    if contact:
-        notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind=f"request_{status}",
-                    recipient=contact, body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.",
-                    context={"request_type": req.type, "status": status, "link": None})
+    notify.send(session, rt, req, f"request_{status}",
+                body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.", context={"status": status})
     return True
 
 

@@ -59,6 +59,8 @@ class DsarRequest(Base):
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(String(100))
     lift_reason: Mapped[str | None] = mapped_column(Text)
+    # The language of every email about the request (en, zh_Hans); NULL before 0011: MAIL_DEFAULT_LOCALE.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class DsarTask(Base):

@@ -140,7 +140,7 @@ def extend(data: dict[str, Any], request_id: str) -> Any:
 def reject(data: dict[str, Any], request_id: str) -> Any:
     """Reject with a reason (e.g. manifestly unfounded)."""
     with _rt().db.session() as session:
-        dsar.reject(session, _actor(), request_id, data["reason"])
+        dsar.reject(session, _rt(), _actor(), request_id, data["reason"])
     return _view(request_id)
 
 

@@ -17,6 +17,9 @@ class RequestIn(Schema):
     details = fields.Dict(load_default=None, metadata={"description": "e.g. the corrections of a rectification"})
     verified = fields.Boolean(truthy={True}, falsy={False}, load_default=False,
                               metadata={"description": "only with dsar:manage: the app verified the subject"})
+    locale = Text(35, load_default=None, metadata={
+        "description": "the language of the emails about the request: en, zh_Hans, or a BCP 47 tag of those "
+                       "(zh-CN, en-GB); default MAIL_DEFAULT_LOCALE"})
 
 
 class TaskOut(Schema):
@@ -48,6 +51,9 @@ class RequestOut(Schema):
     consent = fields.Dict(allow_none=True, metadata={"description": "erasure: consent records removed and kept"})
     lifted_at = fields.DateTime(allow_none=True)
     lift_reason = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True, metadata={
+        "description": "the language of its emails (en or zh_Hans); null for a request made before locales were "
+                       "kept (MAIL_DEFAULT_LOCALE)"})
     tasks = fields.List(fields.Nested(TaskOut))
 
 

@@ -21,13 +21,14 @@ from dsar import notify
 from dsar.completion import close_if_done
 from dsar.config import options
 from dsar.deadlines import deadlines
-from dsar.fields import contact_of, seal, subject_of
+from dsar.fields import seal, subject_of
 from dsar.models import CONSENT_TASK, FINAL, MANUAL_TASK, DownloadToken, DsarDispatch, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from holds.service import create_hold, get_hold, identity_keys, release_hold
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, DomainError, Forbidden, Gone, Invalid, Locked, NotFound, TooManyRequests
+from service.mail.render import LOCALES, default_locale, match_locale
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
@@ -56,10 +57,10 @@ def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
     ttl = options(rt.settings).code_ttl
     code = f"{secrets.randbelow(10**6):06d}"
     req.code_hash, req.code_expires_at = _hash_code(rt, req, code), utcnow() + ttl
-    notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="verification_code",
-                recipient=contact_of(rt, req) or "",
-                body=f"Your verification code is {code}. It expires in {int(ttl.total_seconds() // 60)} minutes.",
-                context={"code": code, "minutes": int(ttl.total_seconds() // 60)})
+    minutes = int(ttl.total_seconds() // 60)
+    notify.send(session, rt, req, "verification_code",
+                body=f"Your verification code is {code}. It expires in {minutes} minutes.",
+                context={"code": code, "minutes": minutes})
 
 
 def _check_details(kind: str, details: dict[str, Any] | None) -> None:
@@ -72,8 +73,21 @@ def _check_details(kind: str, details: dict[str, Any] | None) -> None:
             'give {"corrections": {"<category>": {"<field>": <new value>, ...}, ...}}']})
 
 
+def request_locale(rt: Runtime, tag: str | None) -> str:
+    """The language of a request's emails: `tag` (en, zh_Hans or a BCP 47 tag such as zh-CN) or, when none is
+    given, MAIL_DEFAULT_LOCALE. Invalid naming `locale` for a tag of another language or none at all."""
+    if tag is None:
+        return default_locale(rt.settings.env)
+    locale = match_locale(tag)
+    if locale is None:
+        raise Invalid("unsupported locale", errors={"locale": [f"choose from {list(LOCALES)} or a BCP 47 tag of "
+                                                                "those languages (e.g. zh-CN, en-GB)"]})
+    return locale
+
+
 def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *, can_verify: bool) -> DsarRequest:
-    """Record a request; start it at once when a `dsar:manage` key vouches for the subject, else send a code."""
+    """Record a request; start it at once when a `dsar:manage` key vouches for the subject, else send a code.
+    Its emails are written in `data["locale"]` (optional: MAIL_DEFAULT_LOCALE)."""
     table = deadlines(rt.settings.toml)
     jurisdiction = data["jurisdiction"].upper()
     if jurisdiction not in table:
@@ -87,6 +101,7 @@ def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *,
         raise Invalid("a verification code must be sent somewhere",
                       errors={"contact_email": ["required unless the request is marked verified"]})
     _check_details(data["type"], data.get("details"))
+    locale = request_locale(rt, data.get("locale"))
     request_id = str(uuid.uuid4())
     received = utcnow()
     req = DsarRequest(
@@ -95,7 +110,7 @@ def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *,
         subject=seal(rt, request_id, "subject", subject),
         contact=seal(rt, request_id, "contact", data["contact_email"]) if data.get("contact_email") else None,
         details=seal(rt, request_id, "details", data["details"]) if data.get("details") else None,
-        received_at=received, due_at=table[jurisdiction].period.after(received), code_attempts=0,
+        received_at=received, due_at=table[jurisdiction].period.after(received), code_attempts=0, locale=locale,
     )
     session.add(req)
     audit.record(session, app_id=actor.app_id, actor=actor.name, action="dsar.received",
@@ -219,6 +234,9 @@ def _verified(session: Session, rt: Runtime, req: DsarRequest, actor: str, metho
                            until=None)
         req.hold_id = hold.id
     transition(session, req, "in_progress", "system", f"{len(plan)} task(s) created")
+    notify.send(session, rt, req, "request_received",
+                body=f"We received your {req.type} request {req.id}; we will answer by {req.due_at.date()}.",
+                context={"due": req.due_at})
 
 
 # --- operator actions ------------------------------------------------------------------------------------
@@ -240,20 +258,21 @@ def extend(session: Session, rt: Runtime, actor: Actor, request_id: str, reason:
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.extended", resource_type="dsar_request",
                  resource_id=req.id, details={"from": old.isoformat(), "to": req.due_at.isoformat(),
                                               "reason": reason})
-    contact = contact_of(rt, req)
-    if contact:
-        notify.send(session, rt, app_id=req.app_id, request_id=req.id, kind="deadline_extended",
-                    recipient=contact, body=f"We need more time for your {req.type} request {req.id}: we will "
-                    f"answer by {req.due_at.date().isoformat()}. Reason: {reason}",
-                    context={"due": req.due_at.date().isoformat(), "reason": reason})
+    notify.send(session, rt, req, "deadline_extended",
+                body=f"We need more time for your {req.type} request {req.id}: we will answer by "
+                f"{req.due_at.date().isoformat()}. Reason: {reason}",
+                context={"due": req.due_at, "reason": reason})
     return req
 
 
-def reject(session: Session, actor: Actor, request_id: str, reason: str) -> DsarRequest:
+def reject(session: Session, rt: Runtime, actor: Actor, request_id: str, reason: str) -> DsarRequest:
+    """Refuse the request with a reason, which the subject is told (with how to contest it)."""
     req = get_request(session, actor.app_id, request_id, lock=True)
     if req.status in FINAL:
         raise Conflict(f"the request is already {req.status}")
     transition(session, req, "rejected", actor.name, reason)
+    notify.send(session, rt, req, "request_rejected", body=f"Your {req.type} request {req.id} was rejected. "
+                f"Reason: {reason}", context={"reason": reason})
     return req
 
 
@@ -336,6 +355,7 @@ def view(session: Session, req: DsarRequest) -> dict[str, Any]:
             "certificate": req.certificate, "export_ready": req.export_path is not None,
             "export_expires_at": req.export_expires_at if req.export_path else None,
             "consent": req.consent_result, "lifted_at": req.lifted_at, "lift_reason": req.lift_reason,
+            "locale": req.locale,
             "tasks": [{"store": t.store, "state": t.state, "attempts": t.attempts, "counts": t.counts,
                        "kept": t.kept, "note": t.note, "last_error": t.last_error}
                       for t in tasks_of(session, req.id)]}

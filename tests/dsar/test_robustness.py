@@ -5,9 +5,10 @@ checked at start-up, and the migration matching the models."""
 import io
 import threading
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import select, update
 
 from dsar import outbox
@@ -152,7 +153,8 @@ def test_extension_must_come_within_the_first_period_and_is_notified(inline_app,
                                                          MailMessage.kind == "deadline_extended")).one()
         content = read(inline_app.extensions["keys"], note)
         to, text = content.recipient, content.text
-    assert to == "a@b.example" and "many stores" in text and r.json["due_at"][:10] in text
+    due = format_date(date.fromisoformat(r.json["due_at"][:10]), "long", locale="en")  # the request's locale
+    assert to == "a@b.example" and "many stores" in text and due in text
 
 
 @pytest.mark.parametrize(("toml", "named"), [
@@ -205,6 +207,9 @@ def test_a_configured_notifier_sends_the_codes(inline_app_with, key_for):
     assert (message.kind, message.recipient, message.request_id) == ("verification_code", "ana@example.com", rid)
     code = message.body.split("code is ")[1][:6]
     assert client.post(f"/v1/requests/{rid}/verify", json={"code": code}, headers=h).json["status"] == "completed"
-    assert [m.kind for m in plugins.SENT] == ["verification_code", "request_completed"]
+    assert [m.kind for m in plugins.SENT] == ["verification_code", "request_received", "request_completed"]
+    # every notice but the code carries its own link to the request's page
+    links = [m.context.get("link") for m in plugins.SENT]
+    assert links[0] is None and all(links[1:]) and links[1] != links[2] and links[2] in plugins.SENT[2].body
     with app.extensions["db"].sessions() as session:
         assert session.scalars(select(MailMessage)).all() == []  # the outbox is the default only
