@@ -9,10 +9,12 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Shared, not a domain: the composition root calls this so workers import the job and cron sweeps."""
-    from service.mail import delivery
+    """Shared, not a domain: the composition root calls this so workers import the job and cron sweeps, and
+    `flask mail` is there for operators."""
+    from service.mail import cli, delivery
     from service.wiring import CronEntry
 
+    wiring.cli_groups.append(cli.mail_cli)
     wiring.job_modules.append("service.mail.delivery")
     wiring.cron.append(CronEntry(delivery.sweep, queue=delivery.QUEUE, interval=60, job_timeout=600,
                                  result_ttl=3600))

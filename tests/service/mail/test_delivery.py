@@ -6,47 +6,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from privacy import create_app
 from service.mail import delivery
-from service.mail.models import MailMessage
-from service.mail.outbox import queue
 from service.runtime import use_runtime
-from tests.conftest import _truncate, wait_for
+from tests.conftest import wait_for
 from tests.mailserver import Collector, SmtpServer
-
-CODE = "493817"
-TO = "lin.wei@example.org"
-
-
-@pytest.fixture
-def make_app(base_config: dict[str, str]) -> Iterator[Any]:
-    apps: list[Flask] = []
-
-    def make(**config: str) -> Flask:
-        app = create_app({**base_config, **config})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        _truncate(app)
-        app.extensions["db"].dispose()
-
-
-def _queue(app: Flask, locale: str = "zh-CN") -> str:
-    rt = app.extensions["runtime"]
-    with rt.db.session() as session:
-        row = queue(session, rt, kind="verification_code", recipient=TO, locale=locale, ref="req-1",
-                    context={"request_id": "req-1", "code": CODE, "minutes": 15})
-        row_id = row.id
-    return row_id
+from tests.service.mail.conftest import CODE, TO, queue_code, row_of
 
 
 def _children(pid: int) -> list[int]:
@@ -62,18 +31,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _row(app: Flask, row_id: str) -> MailMessage:
-    with app.extensions["db"].session() as session:
-        row = session.get(MailMessage, row_id)
-        session.expunge(row)
-        return row
-
-
 def test_outbox_row_is_encrypted_and_delivered_over_smtp_as_multipart(make_app: Any) -> None:
     with SmtpServer(Collector()) as server:
         app = make_app(SMTP_URL=server.url, MAIL_FROM="privacy@shop.example")
-        row_id = _queue(app)  # committed; the in-process queue delivers after the commit
-        row = _row(app, row_id)
+        row_id = queue_code(app)  # committed; the in-process queue delivers after the commit
+        row = row_of(app, row_id)
         assert CODE.encode() not in row.text_body and TO.encode() not in row.recipient
         assert row.state == "sent" and row.sent_at is not None and row.attempts == 1
         [message] = server.handler.messages
@@ -90,10 +52,10 @@ def test_a_real_worker_drains_the_outbox(make_app: Any, worker_config: dict[str,
                                          start_worker: Any) -> None:
     with SmtpServer(Collector()) as server:
         app = make_app(**worker_config, SMTP_URL=server.url)
-        row_id = _queue(app, locale="en")
-        assert _row(app, row_id).state == "queued"  # enqueued on RQ, nothing sent by the web process
+        row_id = queue_code(app, locale="en")
+        assert row_of(app, row_id).state == "queued"  # enqueued on RQ, nothing sent by the web process
         start_worker("default", config={"SMTP_URL": server.url})
-        wait_for(lambda: _row(app, row_id).state == "sent")
+        wait_for(lambda: row_of(app, row_id).state == "sent")
         [message] = server.handler.messages
         assert CODE in message.get_body(("plain",)).get_content() and "verification code" in message["Subject"]
 
@@ -101,7 +63,7 @@ def test_a_real_worker_drains_the_outbox(make_app: Any, worker_config: dict[str,
 def test_a_refused_recipient_fails_after_the_retries_with_the_reason(make_app: Any) -> None:
     with SmtpServer(Collector(refuse_rcpt="550 5.1.1 <x>: mailbox unavailable")) as server:
         app = make_app(SMTP_URL=server.url, MAIL_MAX_ATTEMPTS="3", MAIL_RETRY_SECONDS="0")
-        row = _row(app, _queue(app))
+        row = row_of(app, queue_code(app))
         assert row.state == "failed" and row.attempts == 3 and row.sent_at is None
         assert "550" in row.last_error and "mailbox unavailable" in row.last_error
         assert TO not in row.last_error  # the server echoed the address; it is not kept
@@ -111,11 +73,11 @@ def test_a_refused_recipient_fails_after_the_retries_with_the_reason(make_app: A
 def test_backoff_leaves_a_refused_row_queued_for_later(make_app: Any) -> None:
     with SmtpServer(Collector(refuse_rcpt="451 4.3.0 try later")) as server:
         app = make_app(SMTP_URL=server.url, MAIL_RETRY_SECONDS="600")
-        row = _row(app, _queue(app))
+        row = row_of(app, queue_code(app))
         assert row.state == "queued" and row.attempts == 1 and "451" in row.last_error
         with use_runtime(app.extensions["runtime"]):
             assert delivery.sweep() == {"unconfirmed": 0, "enqueued": 0}  # not due yet
-        assert _row(app, row.id).attempts == 1
+        assert row_of(app, row.id).attempts == 1
 
 
 def test_a_worker_killed_after_the_server_accepted_does_not_send_twice(
@@ -124,10 +86,10 @@ def test_a_worker_killed_after_the_server_accepted_does_not_send_twice(
     with SmtpServer(handler) as server:
         config = {**worker_config, "SMTP_URL": server.url, "MAIL_LEASE_SECONDS": "2"}
         app = make_app(**config)
-        row_id = _queue(app, locale="en")
+        row_id = queue_code(app, locale="en")
         worker = start_worker("default", config=config)
         wait_for(lambda: len(handler.messages) == 1)
-        assert _row(app, row_id).state == "sending"
+        assert row_of(app, row_id).state == "sending"
         horses = _children(worker.pid)  # rq's work horse runs in a session of its own
         os.killpg(worker.pid, signal.SIGKILL)
         for pid in horses:
@@ -139,13 +101,13 @@ def test_a_worker_killed_after_the_server_accepted_does_not_send_twice(
         delivery.enqueue(rt, row_id)  # a re-dispatch of the row, as after Redis lost its job
         start_worker("default", config=config)
         time.sleep(2.5)  # the lease lapses
-        row = _row(app, row_id)
+        row = row_of(app, row_id)
         assert (row.state, row.attempts) == ("sending", 1), (row.state, row.attempts, row.lease_until)
         with use_runtime(rt):
             assert delivery.sweep()["unconfirmed"] == 1
             assert delivery.sweep() == {"unconfirmed": 0, "enqueued": 0}
         time.sleep(1)
-        row = _row(app, row_id)
+        row = row_of(app, row_id)
         assert row.state == "unconfirmed" and row.attempts == 1 and "not resent" in row.last_error
         assert len(handler.messages) == 1
 
@@ -154,9 +116,9 @@ def test_without_smtp_url_each_message_is_an_eml_file_and_the_log_has_no_code(
         make_app: Any, instance_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app()
     caplog.set_level(logging.DEBUG)
-    row_id = _queue(app, locale="en")
-    assert _row(app, row_id).state == "sent"
-    name = _row(app, row_id).message_id.strip("<>").split("@")[0]
+    row_id = queue_code(app, locale="en")
+    assert row_of(app, row_id).state == "sent"
+    name = row_of(app, row_id).message_id.strip("<>").split("@")[0]
     [path] = [p for p in (instance_path / "mail").glob("*.eml") if name in p.name]
     message = message_from_bytes(path.read_bytes(), policy=policy.default)
     assert message["To"] == TO and CODE in message.get_body(("plain",)).get_content()
