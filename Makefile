@@ -41,7 +41,7 @@ screenshots: $(VENV)/.installed
 	SCREENSHOTS=1 TEST_DATABASES=sqlite $(BIN)/python -m pytest -q tests/browser
 
 ## i18n: re-extract each catalogue's messages, merge them into its zh_Hans .po (translate the new ones), compile
-CATALOGUES := service/pages portal
+CATALOGUES := service/pages portal console
 i18n: $(VENV)/.installed
 	@for d in $(CATALOGUES); do \
 	  $(BIN)/pybabel -q extract -F babel.cfg --no-location --omit-header -o $$d/translations/messages.pot $$d && \

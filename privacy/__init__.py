@@ -28,6 +28,7 @@ DOMAINS = (
 # The web faces, built on the domains (they may import any domain; no domain imports them).
 FACES = (
     "portal",
+    "console",
 )
 
 
