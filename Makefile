@@ -41,11 +41,13 @@ screenshots: $(VENV)/.installed
 	SCREENSHOTS=1 TEST_DATABASES=sqlite $(BIN)/python -m pytest -q tests/browser
 
 ## i18n: re-extract each catalogue's messages, merge them into its zh_Hans .po (translate the new ones), compile
-CATALOGUES := service/pages portal console
+## (a package with its own babel.cfg, as the mail's, extracts with it)
+CATALOGUES := service/pages service/mail portal console
 i18n: $(VENV)/.installed
 	@for d in $(CATALOGUES); do \
-	  $(BIN)/pybabel -q extract -F babel.cfg --no-location --omit-header -o $$d/translations/messages.pot $$d && \
-	  $(BIN)/pybabel -q update --no-fuzzy-matching -i $$d/translations/messages.pot -d $$d/translations -l zh_Hans && \
+	  cfg=babel.cfg; [ -f $$d/babel.cfg ] && cfg=$$d/babel.cfg; \
+	  $(BIN)/pybabel -q extract -F $$cfg --no-location --omit-header -o $$d/translations/messages.pot $$d && \
+	  $(BIN)/pybabel -q update --ignore-obsolete --no-fuzzy-matching -i $$d/translations/messages.pot -d $$d/translations -l zh_Hans && \
 	  $(BIN)/pybabel -q compile --statistics -d $$d/translations || exit 1; \
 	done
 
