@@ -172,7 +172,7 @@ def timeline(session: Session, req: DsarRequest) -> list[Step]:
     events = list(session.scalars(select(AuditEvent).where(mine).order_by(AuditEvent.at, AuditEvent.id)))
     ids = {int(e.actor.split(":", 1)[1]) for e in events
            if e.actor.startswith("operator:") and e.actor.split(":", 1)[1].isdigit()}
-    emails = dict(session.execute(select(Operator.id, Operator.email).where(Operator.id.in_(ids)))) \
+    emails = dict(session.execute(select(Operator.id, Operator.email).where(Operator.id.in_(ids))).all()) \
         if ids else {}
     steps = []
     for e in events:
