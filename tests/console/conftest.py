@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.dsar.conftest import inline_app_with  # noqa: F401 - the dsar tests' fixture, for a store that fails
 from tests.portal.conftest import csrf_token
 
 PASSWORD = "violet staple orbit lantern"

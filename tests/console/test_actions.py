@@ -184,3 +184,26 @@ def test_the_erasure_certificate_downloads_and_verifies(estate, shop, agent):
     assert claims["type"] == "erasure-certificate" and claims["request"] == request_id
     assert json.dumps(claims).count(request_id) >= 1
     assert any(e.action == "console.certificate_downloaded" for e in audit_of(estate, request_id))
+
+
+def test_an_agent_retries_the_failed_tasks_once_the_store_is_back(inline_app_with, make_operator, tmp_path):
+    from service.tenancy import create_app_tenant
+
+    down = tmp_path / "crm-down"
+    down.write_text("down")
+    app = inline_app_with(f'[[stores]]\nname = "legacy-crm"\nplugin = "tests.dsar.plugins:BrokenStore"\n'
+                          f'down_while = "{down}"\n')
+    with app.extensions["db"].session() as session:
+        create_app_tenant(session, "shop")
+        _, secret = create_key(session, "shop", frozenset({"dsar:submit", "dsar:manage"}))
+    request_id = submit(app, {"Authorization": f"Bearer {secret}"}, kind="erasure", verified=True)
+    assert stored(app, request_id).status in ("failed", "partially_completed")
+    agent = make_operator("agent", app_=app)
+    page = agent.browser.get(f"/console/requests/{request_id}")
+    assert "connection refused" in page.text  # the task's last error
+    down.unlink()
+    assert act(agent.browser, request_id, "retry", reason="The CRM is back.").status_code == 303
+    assert stored(app, request_id).status == "completed"
+    retried = next(e for e in audit_of(app, request_id) if e.action == "dsar.in_progress" and "retry" in str(
+        e.details.get("reason")))
+    assert retried.actor == f"operator:{agent.id}" and retried.details["stores"] == ["legacy-crm"]
