@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 
-from console import operators
+from console import operators, passwords
 from console.auth import READ, require
 from console.models import Operator
 from console.passwords import MAX_LENGTH, MIN_LENGTH
@@ -122,7 +122,7 @@ def setup_link(token: str) -> Any:
 
 def _password_errors(password: str, again: str) -> dict[str, str]:
     problem = None if password else "missing"
-    problem = problem or operators.passwords.problem(password)
+    problem = problem or passwords.problem(password)
     messages = {
         "missing": gettext("Choose a password."),
         "short": gettext("Use at least %(n)s characters.", n=MIN_LENGTH),

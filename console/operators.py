@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from console import passwords
@@ -26,6 +26,7 @@ SETUP_TTL = timedelta(hours=24)
 MAX_FAILURES = 5  # wrong sign-ins in a row before the account locks
 LOCK_FOR = timedelta(minutes=15)
 TOUCH_EVERY = timedelta(minutes=1)  # a session's last-seen time is written at most this often
+KEEP_ENDED = timedelta(days=1)
 ISSUER = "Privacy console"  # the name authenticator apps show
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{2,63}$")
 
@@ -275,6 +276,11 @@ def authenticate(session: Session, keys: KeyMaterial, email: str, password: str,
 def open_session(session: Session, operator: Operator, now: datetime | None = None) -> str:
     """A new session's token (for the cookie); the table keeps its hash."""
     now = now or utcnow()
+    # The operator's sessions that ended, or went idle, over a day ago are of no more use: dropped here, so the
+    # table holds about one row per live browser.
+    session.execute(delete(OperatorSession).where(
+        OperatorSession.operator_id == operator.id,
+        or_(OperatorSession.ended_at < now - KEEP_ENDED, OperatorSession.last_seen_at < now - KEEP_ENDED)))
     token = secrets.token_urlsafe(32)
     session.add(OperatorSession(id=_digest(token), operator_id=operator.id, created_at=now, last_seen_at=now))
     return token

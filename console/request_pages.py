@@ -34,7 +34,7 @@ from dsar.schemas import CodeIn, OptionalReasonIn
 from dsar.states import tasks_of
 from service import audit
 from service.audit import AuditEvent
-from service.errors import DomainError, Invalid, Locked, TooManyRequests
+from service.errors import Conflict, DomainError, Invalid, Locked, TooManyRequests
 from service.runtime import Runtime
 from service.schemas import ReasonIn
 from service.tenancy import App
@@ -382,8 +382,6 @@ def _perform(session: Session, rt: Runtime, actor: dsar.Actor, name: str, req: D
         dsar.lift(session, rt, actor, req.id, reason)
     elif name == "export-link":
         if req.export_path is None:
-            from service.errors import Conflict
-
             raise Conflict("no export is ready for this request")
         link, _ = request_link(session, rt, req)
         audit.record(session, app_id=req.app_id, actor=actor.name, action="console.requester_link_issued",
