@@ -67,8 +67,9 @@ def _context(app_id: int) -> str:
 
 def sign_in(app_id: int, subject_id: str | None, request_ids: tuple[str, ...] = (),
             return_url: str | None = None) -> None:
-    """Start a fresh session for this app (whatever it held before is dropped: a new token, a new person)."""
-    session.clear()
+    """Start a fresh privacy-centre session for this app (whatever it held before is dropped: a new token, a new
+    person). The rest of the cookie (an operator's console session, the CSRF secret) is not the portal's to end."""
+    session.pop(KEY, None)
     keys = current_app.extensions["keys"]
     # The subject id is the app's own user id: kept encrypted even inside the signed (not secret) cookie.
     sealed = None if subject_id is None else base64.urlsafe_b64encode(
