@@ -25,6 +25,7 @@ run: migrate
 	@$(FLASK) demo seed
 	@$(FLASK) demo setup
 	@$(FLASK) portal demo
+	@$(FLASK) operators demo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 ## test: set up and run the whole suite (SQLite and PostgreSQL, real Redis)

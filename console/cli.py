@@ -8,10 +8,12 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from console import operators
+from console.demo import demo
 from console.models import ROLES
 from service.tenancy import App
 
 operators_cli = AppGroup("operators", help="Operations console accounts.")
+operators_cli.add_command(demo)
 
 
 def setup_url(token: str) -> str:
