@@ -13,7 +13,16 @@ def register(wiring: Wiring) -> None:
     """The pages (at /console/), their catalogue, the `operators` commands and the operators' tables."""
     from pathlib import Path
 
-    from console import account_pages, overview_pages, request_pages  # noqa: F401 - the page modules add their views
+    from console import (  # noqa: F401 - the page modules add their views
+        account_pages,
+        app_pages,
+        consent_pages,
+        hold_pages,
+        overview_pages,
+        request_pages,
+        retention_pages,
+        store_pages,
+    )
     from console.cli import operators_cli
     from console.web import blp
 

@@ -81,6 +81,14 @@ NAV: list[NavItem] = [
     NavItem("console.overview", lambda: gettext("Overview"), READ, ("console.overview",)),
     NavItem("console.requests", lambda: gettext("Requests"), READ,
             ("console.requests", "console.request_detail", "console.identity", "console.confirm", "console.act")),
+    NavItem("console.holds_list", lambda: gettext("Legal holds"), READ,
+            ("console.holds_list", "console.hold_release_confirm")),
+    NavItem("console.stores_page", lambda: gettext("Stores"), READ, ("console.stores_page",)),
+    NavItem("console.retention_page", lambda: gettext("Retention"), READ,
+            ("console.retention_page", "console.policy_page", "console.run_page")),
+    NavItem("console.consent_page", lambda: gettext("Consent"), READ, ("console.consent_page",)),
+    NavItem("console.apps_page", lambda: gettext("Apps and keys"), ADMIN,
+            ("console.apps_page", "console.key_revoke_confirm")),
 ]
 
 
