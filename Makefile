@@ -21,6 +21,7 @@ migrate: $(VENV)/.installed
 	$(FLASK) db upgrade
 
 ## run: set up, migrate, seed the demo estate and serve on SQLite with in-process jobs; prints a demo API key
+run: export PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: migrate
 	@$(FLASK) demo seed
 	@$(FLASK) demo setup
