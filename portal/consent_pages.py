@@ -12,7 +12,7 @@ from flask_babel import get_locale, gettext
 from consent import policies, record, status
 from consent.context import Context
 from consent.views import current_version
-from portal.web import CHANNEL, Person, Site, blp, page, person, site
+from portal.web import CHANNEL, Person, Site, blp, page, signed_in_page
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 from service.tenancy import Principal
@@ -40,14 +40,6 @@ def context(here: Site, who: Person) -> Context:
                    acting_as=f"subject:{keys.pseudonyms.subject(here.id, who.subject_id or '')}")
 
 
-def signed_in(slug: str) -> tuple[Site, Person] | Any:
-    here = site(slug)
-    who = person(here.id)
-    if who is None or not who.signed_in:
-        return redirect(url_for("portal.front", slug=slug), code=303)
-    return here, who
-
-
 def _states(here: Site, who: Person) -> list[PolicyState]:
     db, cache = current_app.extensions["db"], current_app.extensions["policy_cache"]
     ctx, now = context(here, who), utcnow()
@@ -65,20 +57,14 @@ def _states(here: Site, who: Person) -> list[PolicyState]:
 
 
 @blp.get("/<slug>/consents")
-def consents(slug: str) -> Any:
-    found = signed_in(slug)
-    if not isinstance(found, tuple):
-        return found
-    here, who = found
+@signed_in_page
+def consents(here: Site, who: Person) -> Any:
     return page("portal/consents.html", here, person=who, states=_states(here, who), errors={})
 
 
 @blp.post("/<slug>/consents/<policy_key>")
-def save_consents(slug: str, policy_key: str) -> Any:
-    found = signed_in(slug)
-    if not isinstance(found, tuple):
-        return found
-    here, who = found
+@signed_in_page
+def save_consents(here: Site, who: Person, policy_key: str) -> Any:
     db = current_app.extensions["db"]
     with db.sessions() as session:
         try:
@@ -97,4 +83,4 @@ def save_consents(slug: str, policy_key: str) -> Any:
         errors = {policy_key: gettext("This policy changed while the page was open. Review it and save again.")}
         return page("portal/consents.html", here, status=409, person=who, states=_states(here, who), errors=errors)
     flash(gettext("Your choices are saved. Receipt %(id)s.", id=event.id), "saved")
-    return redirect(url_for("portal.consents", slug=slug) + f"#policy-{policy_key}", code=303)
+    return redirect(url_for("portal.consents", slug=here.slug) + f"#policy-{policy_key}", code=303)

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from consent import history as consent_history
 from consent import policies
 from consent.models import ConsentEvent, Policy, PolicyVersion
-from portal.consent_pages import context, signed_in
-from portal.web import blp, page
+from portal.consent_pages import context
+from portal.web import Person, Site, blp, page, signed_in_page
 from service import audit
 from service.crypto import KeyMaterial
 from service.errors import NotFound
@@ -85,11 +85,8 @@ def _page_number() -> int | None:
 
 
 @blp.get("/<slug>/history")
-def history(slug: str) -> Any:
-    found = signed_in(slug)
-    if not isinstance(found, tuple):
-        return found
-    here, who = found
+@signed_in_page
+def history(here: Site, who: Person) -> Any:
     number = _page_number()
     if number is None:
         return errors.render(400, gettext("The page number must be a whole number from 1 to %(max)s.",
@@ -118,11 +115,8 @@ def history(slug: str) -> Any:
 
 
 @blp.get("/<slug>/receipts/<event_id>")
-def receipt(slug: str, event_id: str) -> Any:
-    found = signed_in(slug)
-    if not isinstance(found, tuple):
-        return found
-    here, who = found
+@signed_in_page
+def receipt(here: Site, who: Person, event_id: str) -> Any:
     app = current_app
     with app.extensions["db"].sessions() as session:
         event = find_event(session, app.extensions["keys"], here.id, who.subject_id or "", event_id)
@@ -145,12 +139,9 @@ def receipt(slug: str, event_id: str) -> Any:
 
 
 @blp.get("/<slug>/receipts/<event_id>.jws")
-def receipt_jws(slug: str, event_id: str) -> Any:
+@signed_in_page
+def receipt_jws(here: Site, who: Person, event_id: str) -> Any:
     """The receipt exactly as signed, to keep or to check with any JOSE library."""
-    found = signed_in(slug)
-    if not isinstance(found, tuple):
-        return found
-    here, who = found
     keys = current_app.extensions["keys"]
     with current_app.extensions["db"].session() as session:
         event = find_event(session, keys, here.id, who.subject_id or "", event_id)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
-from flask import abort, current_app, g, render_template, session
+from flask import abort, current_app, g, redirect, render_template, session, url_for
 from sqlalchemy import select
 
 from portal.config import Branding
@@ -116,3 +118,18 @@ def sign_out() -> None:
 def page(template: str, site_: Site, status: int = 200, **context: Any) -> Any:
     """Render a privacy-centre page with the app's branding."""
     return render_template(template, site=site_, person=context.pop("person", None), **context), status
+
+
+def signed_in_page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A page only a signed-in person sees: called as `view(here, who, **url values)`; anyone else (no session,
+    another app's, idle too long, an open-web visitor) is sent to the app's front page."""
+
+    @wraps(view)
+    def guarded(slug: str, **values: Any) -> Any:
+        here = site(slug)
+        who = person(here.id)
+        if who is None or not who.signed_in:
+            return redirect(url_for("portal.front", slug=slug), code=303)
+        return view(here, who, **values)
+
+    return guarded
