@@ -294,6 +294,18 @@ def _locked_page(here: Site, who: Person | None, req: DsarRequest) -> Any:
     return page("portal/request_locked.html", here, status=423, person=who, req=req, words=words())
 
 
+def _pending(rt: Runtime, here: Site, who: Person | None) -> DsarRequest | Any:
+    """The request this session is to enter a code for, or the page to show instead (locked, or already past
+    verification)."""
+    with rt.db.sessions() as session:
+        req = _owned(session, here, who, _pending_id(who))
+    if req.status == "locked":
+        return _locked_page(here, who, req)
+    if req.status != "pending_verification":
+        return redirect(url_for("portal.request_detail", slug=here.slug, request_id=req.id), code=303)
+    return req
+
+
 @blp.route("/<slug>/verify", methods=["GET", "POST"])
 @limits.rate("60 per hour", scope="portal-code")
 @limits.rate("10 per 15 minutes", scope="portal-code-request", key=_request_key)
@@ -301,12 +313,9 @@ def verify_request(slug: str) -> Any:
     here = site(slug)
     who = person(here.id)
     rt = _rt()
-    with rt.db.sessions() as session:
-        req = _owned(session, here, who, _pending_id(who))
-    if req.status == "locked":
-        return _locked_page(here, who, req)
-    if req.status != "pending_verification":
-        return redirect(url_for("portal.request_detail", slug=slug, request_id=req.id), code=303)
+    req = _pending(rt, here, who)
+    if not isinstance(req, DsarRequest):
+        return req  # locked, or no longer waiting for a code
     if request.method == "GET":
         return _verify_page(here, who, req)
     code = re.sub(r"\s", "", request.form.get("code") or "")
@@ -343,12 +352,9 @@ def resend_code(slug: str) -> Any:
     here = site(slug)
     who = person(here.id)
     rt = _rt()
-    with rt.db.sessions() as session:
-        req = _owned(session, here, who, _pending_id(who))
-    if req.status == "locked":
-        return _locked_page(here, who, req)
-    if req.status != "pending_verification":
-        return redirect(url_for("portal.request_detail", slug=slug, request_id=req.id), code=303)
+    req = _pending(rt, here, who)
+    if not isinstance(req, DsarRequest):
+        return req  # locked, or no longer waiting for a code
     try:
         with rt.db.session() as session:
             dsar.resend_code(session, rt, _actor(here, who), req.id)
