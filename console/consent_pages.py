@@ -38,8 +38,10 @@ def _db() -> Any:
 def _week(session: Session) -> Any:
     """The start of an event's week (Monday, UTC) as text, in the database's own terms."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.date_trunc("week", ConsentEvent.created_at), "YYYY-MM-DD")
-    return func.date(ConsentEvent.created_at, "weekday 0", "-6 days")
+        # constants written into the SQL, not bound: PostgreSQL matches GROUP BY to the select list by text
+        return func.to_char(func.date_trunc(literal_column("'week'"), ConsentEvent.created_at),
+                            literal_column("'YYYY-MM-DD'"))
+    return func.date(ConsentEvent.created_at, literal_column("'weekday 0'"), literal_column("'-6 days'"))
 
 
 def rates(session: Session, policy_id: int, since: datetime) -> dict[str, Any]:
@@ -52,7 +54,7 @@ def rates(session: Session, policy_id: int, since: datetime) -> dict[str, Any]:
         .where(*mine).group_by(week).order_by(week))}
     postgres = session.get_bind().dialect.name == "postgresql"
     each = (func.json_each_text(ConsentEvent.purposes) if postgres else func.json_each(ConsentEvent.purposes)) \
-        .table_valued("key", "value").render_derived()
+        .table_valued("key", "value")
     on = each.c.value.in_(("true",)) if postgres else each.c.value == 1
     withdrawal = ConsentEvent.kind == "withdrawal"
     counts: dict[tuple[str, str], dict[str, int]] = {}
