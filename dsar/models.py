@@ -36,6 +36,10 @@ class DsarRequest(Base):
         Index("ix_dsar_requests_open_state", "status", "type", "due_at", postgresql_where=OPEN_ONLY,
               sqlite_where=OPEN_ONLY),
         Index("ix_dsar_requests_received", "received_at", "id"),
+        # The overview's figures over the requests due in a window (on-time rate, median time to close) read
+        # these columns only: on PostgreSQL an index-only scan.
+        Index("ix_dsar_requests_due_at", "due_at",
+              postgresql_include=["status", "type", "received_at", "closed_at"]),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -48,7 +52,7 @@ class DsarRequest(Base):
     contact: Mapped[bytes | None] = mapped_column(LargeBinary)
     details: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    due_at: Mapped[datetime] = mapped_column(index=True)
+    due_at: Mapped[datetime] = mapped_column()  # indexed below, with the columns the overview's figures read
     extended_at: Mapped[datetime | None]
     extension_reason: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None]
