@@ -1,7 +1,5 @@
-"""On PostgreSQL the console's queue and overview read the partial indexes of open requests (migration 0013):
-their plans name them on a small table too (no seq scans, bitmaps or sorts), so a change that breaks the
-indexes' predicate shows here; the programme figures read the due-date index alone. The migration's
-predicate is the model's."""
+"""PostgreSQL plans of the console's queue and overview use migration 0013's indexes (on a small table too: no seq
+scans, bitmaps or sorts), so a change breaking a partial index's predicate shows; 0013's predicate is the model's."""
 
 from __future__ import annotations
 
