@@ -63,6 +63,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/stores.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/dsar.py
+	$(BIN)/python bench/console.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
