@@ -20,7 +20,7 @@ from retention import jobs, policies, runs
 from retention.certificates import certificate_of
 from retention.leases import LIVE_STATES
 from retention.models import ACTIONS, RetentionRun
-from retention.schemas import RetentionPolicyIn, RetentionPolicyUpdate
+from retention.schemas import RetentionPolicyIn, RetentionPolicyUpdate, RetentionRunOut
 from retention.views import policy_view
 from service import audit
 from service.errors import DomainError, NotFound
@@ -228,3 +228,34 @@ def run_certificate(run_id: str) -> Any:
         token = run.certificate
     return Response(token, mimetype="application/jose", headers={
         "Content-Disposition": f'attachment; filename="retention-{run_id}.jws"'})
+
+
+@blp.post("/retention/runs/<run_id>/retry")
+@require(RETENTION)
+def run_retry(run_id: str) -> Any:
+    """Continue a failed or interrupted run from its last committed batch (same cutoffs), as the API does."""
+    actor = _actor()
+    try:
+        with _db().session() as session:
+            runs.retry_run(session, actor, run_id[:36])
+    except NotFound:
+        abort(404)
+    except DomainError as exc:  # succeeded, or being executed meanwhile: said, nothing changed
+        flash(gettext("This cannot be done now: %(why)s", why=exc.message), "console")
+        return redirect(url_for("console.run_page", run_id=run_id), code=303)
+    jobs.dispatch(current_app.extensions["queue"], run_id)
+    return redirect(url_for("console.run_page", run_id=run_id), code=303)
+
+
+@blp.get("/retention/runs/<run_id>/report.json")
+@require(READ)
+def run_report(run_id: str) -> Any:
+    """The run's report as the API answers it (per step the cutoff, batches, skips by hold, counts)."""
+    with _db().sessions() as session:
+        try:
+            run = runs.get_run(session, run_id[:36])
+        except NotFound:
+            abort(404)
+        body = RetentionRunOut().dumps(runs.report(session, run))
+    return Response(body, mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="retention-{run.id}.json"'})

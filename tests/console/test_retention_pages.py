@@ -76,6 +76,11 @@ def test_a_retention_operator_creates_edits_previews_runs_and_downloads_the_cert
         run = session.get(RetentionRun, real_id)
         assert run.source_run_id == dry_id and run.requested_by == me and not run.dry_run
 
+    report = op.browser.get(f"/console/retention/runs/{real_id}/report.json")
+    assert report.status_code == 200 and report.json["id"] == real_id and report.json["from_dry_run"] == dry_id
+    again = post_form(op.browser, real.headers["Location"], f"/console/retention/runs/{real_id}/retry", {})
+    assert again.status_code == 303 and "the run has succeeded" in op.browser.get(again.headers["Location"]).text
+
     disabled = post_form(op.browser, page, f"{page}/enabled", {"enabled": "no", "version": "2",
                                                                "reason": "moving to config"})
     assert disabled.status_code == 303

@@ -42,6 +42,8 @@ MATRIX = {
     "console.run_start": ("POST", "/console/retention/runs", RETENTION),
     "console.run_page": ("GET", "/console/retention/runs/{run}", EVERYONE),
     "console.run_certificate": ("GET", "/console/retention/runs/{run}/certificate", EVERYONE),
+    "console.run_report": ("GET", "/console/retention/runs/{run}/report.json", EVERYONE),
+    "console.run_retry": ("POST", "/console/retention/runs/{run}/retry", RETENTION),
     "console.consent_page": ("GET", "/console/consent", EVERYONE),
     "console.consent_csv": ("GET", "/console/consent/rates.csv", EVERYONE),
     "console.version_publish": ("POST", "/console/consent/versions", ADMINS),
