@@ -37,6 +37,13 @@ FIELD_TEXTS = {
 }
 
 
+def states() -> dict[str, str]:
+    """Run and step states in the operator's language."""
+    return {"queued": gettext("Queued"), "running": gettext("Running"), "succeeded": gettext("Succeeded"),
+            "failed": gettext("Failed"), "pending": gettext("Pending"), "done": gettext("Done"),
+            "held": gettext("Held"), "skipped": gettext("Skipped")}
+
+
 def _db() -> Any:
     return current_app.extensions["db"]
 
@@ -74,6 +81,7 @@ def _overview(status: int = 200, errors: dict[str, str] | None = None, values: d
         shown = [runs.report(session, r, batches=False) for r in items]
     return page("console/retention.html", status=status, policies=rows, runs=shown, number=number,
                 pages=max(1, -(-total // RUNS_PAGE)), targets=_targets(), actions=ACTIONS, errors=errors or {},
+                states=states(),
                 values=values or {"retain_for": "", "schedule": "@daily"})
 
 
@@ -209,7 +217,7 @@ def run_page(run_id: str) -> Any:
         followed = session.scalar(select(RetentionRun.id).where(
             RetentionRun.source_run_id == run.id)) if run.dry_run else None
     live = shown["state"] in LIVE_STATES
-    return page("console/run.html", run=shown, live=live, followed=followed)
+    return page("console/run.html", run=shown, live=live, followed=followed, states=states())
 
 
 @blp.get("/retention/runs/<run_id>/certificate")

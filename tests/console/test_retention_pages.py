@@ -59,7 +59,7 @@ def test_a_retention_operator_creates_edits_previews_runs_and_downloads_the_cert
     run_page = op.browser.get(preview.headers["Location"])
     dry_id = preview.headers["Location"].rsplit("/", 1)[1]
     assert run_page.status_code == 200 and "Preview (dry run)" in run_page.text
-    assert "succeeded" in run_page.text and 'http-equiv="refresh"' not in run_page.text
+    assert "Succeeded" in run_page.text and 'http-equiv="refresh"' not in run_page.text
     real = op.browser.post("/console/retention/runs", data={"csrf_token": csrf_token(run_page.text),
                                                             "from_dry_run": dry_id, "policy": "uploads.avatars"})
     assert real.status_code == 303
