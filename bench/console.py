@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,6 +221,67 @@ def check_pages(server: Server, cookie: str, conninfo: str) -> dict[str, int]:
     return sizes
 
 
+# --- where a page's time goes ---------------------------------------------------------------------------------
+
+def breakdown(config: dict[str, str], password: str, rounds: int = 20) -> dict[str, tuple[float, list[Any]]]:
+    """Each page rendered in this process (Flask's test client, no HTTP), one at a time: the median time of a
+    request, and the median time of each SQL statement it sends (the rest is Python: the session check, Jinja,
+    Babel). Shows where the served figures' time goes when one misses its target."""
+    import logging
+
+    from sqlalchemy import event
+
+    from privacy import create_app
+
+    app = create_app(config)
+    logging.getLogger("privacy.access").setLevel(logging.WARNING)  # a line per request would bury the figures
+    engine = app.extensions["db"].engine
+    spent: list[tuple[str, float]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        context.bench_began = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        spent.append((" ".join(statement.split())[:90], time.perf_counter() - context.bench_began))
+
+    client = app.test_client()
+    page = client.get("/console/signin").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    answer = client.post("/console/signin", data={"csrf_token": token.group(1) if token else "", "email": OPERATOR,
+                                                  "password": password, "code": ""})
+    if answer.status_code != 303:
+        raise RuntimeError(f"in-process sign-in answered {answer.status_code}")
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    found = {}
+    for path in (QUEUE, OVERVIEW):
+        totals, per_statement = [], {}
+        for _ in range(rounds + 3):
+            spent.clear()
+            began = time.perf_counter()
+            if client.get(path).status_code != 200:
+                raise RuntimeError(f"in-process {path} did not answer 200")
+            totals.append(time.perf_counter() - began)
+            for sql, seconds in spent:
+                per_statement.setdefault(sql, []).append(seconds)
+        statements = sorted(((statistics.median(v[3:] or v), sql) for sql, v in per_statement.items()), reverse=True)
+        found[path] = (statistics.median(totals[3:]), statements)
+    event.remove(engine, "before_cursor_execute", before)
+    event.remove(engine, "after_cursor_execute", after)
+    app.extensions["db"].dispose()
+    return found
+
+
+def print_breakdown(found: dict[str, tuple[float, list[Any]]]) -> None:
+    print("\nwhere a page's time goes (in this process, one request at a time, medians):")
+    for path, (total, statements) in found.items():
+        sql = sum(seconds for seconds, _ in statements)
+        print(f"  {path}: {1000 * total:.1f} ms, of which SQL {1000 * sql:.1f} ms in {len(statements)} statements, "
+              f"the rest ({1000 * (total - sql):.1f} ms) Python: session, Jinja, Babel")
+        for seconds, text in statements[:4]:
+            print(f"    {1000 * seconds:7.2f} ms  {text}")
+
+
 # --- the run --------------------------------------------------------------------------------------------------
 
 def report(args: argparse.Namespace, seeded: Seeded, sizes: dict[str, int], rows: list[tuple[str, Load]]) -> None:
@@ -265,6 +328,9 @@ def reuse(args: argparse.Namespace) -> tuple[str, list[int]]:
 
     from service.cli import alembic_config
 
+    with psycopg.connect(bench.libpq(args.postgres), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
+            raise SystemExit(f"--reuse: no database {DB_NAME}; run once with --keep (a run without it drops it)")
     url = make_url(args.postgres).set(database=DB_NAME).render_as_string(hide_password=False)
     command.upgrade(alembic_config(url), "head")
     with psycopg.connect(bench.libpq(url), autocommit=True) as conn:
@@ -317,6 +383,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             print(f"--- the service's log ({log}), last lines:\n" + "\n".join(log.read_text().splitlines()[-40:]))
         raise
     report(args, seeded, sizes, rows)
+    print_breakdown(breakdown(config, password))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
