@@ -297,9 +297,11 @@ class Server:
 def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, str], log: Path,
              ready_path: str) -> Iterator[Server]:
     """Serve `target` as the Procfile's web process serves wsgi:app (nginx in front of gunicorn, gunicorn.conf.py),
-    with the bench's worker settings, in its own process group; the whole group is ended on the way out."""
-    cmd = [*web_command(target), "--workers", str(args.workers), "--threads", str(args.threads),
-           "--log-level", "warning"]
+    with the bench's worker settings if any, in its own process group; the whole group is ended on the way out."""
+    # The bench's --workers/--threads where it has them (this one always does); otherwise gunicorn.conf.py's own.
+    sizing = [word for name in ("workers", "threads") if getattr(args, name, None) is not None
+              for word in (f"--{name}", str(getattr(args, name)))]
+    cmd = [*web_command(target), *sizing, "--log-level", "warning"]
     run_dir = Path(tempfile.gettempdir()) / f"bench-web-{port}"
     env = {**env, "PORT": str(port), "WEB_LISTEN": f"127.0.0.1:{port}", "WEB_RUN_DIR": str(run_dir)}
     with open(log, "ab") as out:
