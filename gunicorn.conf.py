@@ -25,6 +25,10 @@ LISTEN = os.environ.get("WEB_LISTEN") or f"0.0.0.0:{PORT}"
 RUN_DIR = Path(os.environ.get("WEB_RUN_DIR") or Path(tempfile.gettempdir()) / f"privacy-web-{PORT}")
 PROXIED = os.environ.get("WEB_PROXY", "nginx") != "none"
 NGINX_TEMPLATE = Path(__file__).resolve().parent / "deploy" / "nginx.conf"
+if PROXIED:
+    # The workers (forked after this file is read) trust our nginx's X-Forwarded-For/-Proto: one hop, unless
+    # the platform puts another proxy in front and says so.
+    os.environ.setdefault("PROXY_HOPS", "1")
 
 bind = [f"unix:{RUN_DIR}/gunicorn.sock"] if PROXIED else [LISTEN]
 workers = int(os.environ.get("WEB_CONCURRENCY") or 4)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import api as api_module
 from service import errors, logs, revocations, web
@@ -29,6 +30,10 @@ def build_app(config: Mapping[str, Any] | None, wiring: Wiring) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["SETTINGS"] = settings
     app.json.sort_keys = False
+    if settings.proxy_hops:
+        # Behind nginx the peer is a unix socket: without this every client is one address to the rate limits.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=settings.proxy_hops)
     logs.setup(app)
 
     rt = build_runtime(settings)

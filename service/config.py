@@ -55,6 +55,9 @@ class Settings:
     mail_from: str = "privacy@localhost"
     # Where people reach this service (links in email and those minted for apps): PUBLIC_URL, no trailing slash.
     public_url: str = "http://127.0.0.1:5000"
+    # Proxies in front that set X-Forwarded-For/-Proto (PROXY_HOPS): the client's address (rate limits) and
+    # scheme (Secure cookies) are read from them. The Procfile's web process sets 1 for its own nginx.
+    proxy_hops: int = 0
     toml: Mapping[str, Any] = field(default_factory=dict)
     # The variables these settings were read from, overrides applied: a domain reads its own settings here (and
     # checks them at start-up), never os.environ at each use. Not in the repr: it holds secrets.
@@ -193,6 +196,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         smtp_url=_smtp_url(env),
         mail_from=env.get("MAIL_FROM") or "privacy@localhost",
         public_url=_public_url(env),
+        proxy_hops=env_int(env, "PROXY_HOPS", 0),
         toml=data,
         env=MappingProxyType(env),
     )

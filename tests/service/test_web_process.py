@@ -143,3 +143,26 @@ def test_a_revoked_key_is_refused_by_every_worker_at_once(web_process, make_key,
     assert {status for _, status in answers} <= {200, 401}
     # Only the notification's way to each worker is allowed for; the cache TTL (5 s) is not.
     assert not late or max(late) < 0.1, sorted(late)[-5:]
+
+
+def _status_from(web, source: str, path: str) -> int:
+    """GET `path` over a connection from the local address `source` (any 127.x.y.z reaches the server)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_rate_limits_count_each_client_address_behind_nginx(web_process, make_key):
+    """gunicorn hears every client through nginx's unix socket: the limits must read the address nginx forwards,
+    or one busy client would lock everybody out (as it did: every client counted as one)."""
+    web = web_process(WEB_CONCURRENCY="1")  # in-memory counts are per worker
+    make_key("shop", "consent:write")
+    unknown = "/privacy/shop/link/" + "C" * 43
+    answers = [_status_from(web, "127.0.0.2", unknown) for _ in range(31)]
+    assert answers[:30] == [404] * 30 and answers[30] == 429, answers
+    assert _status_from(web, "127.0.0.3", unknown) == 404  # another client is not held back
