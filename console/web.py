@@ -3,6 +3,7 @@ by a token in the signed cookie) and rendering with the console's layout."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import current_app, g, render_template, session
@@ -15,6 +16,7 @@ blp = blueprint("console", __name__, url_prefix="/console")
 # The console's own stylesheet, next to the shared one (the pages' CSP allows no inline style).
 blp.static_folder, blp.static_url_path = "static", "/static"
 KEY = "console"  # the operator's session token in the signed cookie
+SEEN_KEY = "console_seen"  # the minute this browser last used its session
 SETUP_KEY = "console_setup"  # the set-up link's hash while an operator sets up their account
 
 
@@ -29,6 +31,9 @@ def signed_in() -> SignedIn | None:
             who = operators.current(s, token)
         if who is None:
             session.pop(KEY, None)
+        elif session.get(SEEN_KEY) != int(time.time() // 60):
+            # Re-send the cookie (extending its 30 minutes) once a minute of use, not on every response.
+            session[SEEN_KEY] = int(time.time() // 60)
     g.console_operator = who
     return who
 

@@ -8,9 +8,11 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import get_locale, gettext
+from sqlalchemy import bindparam, select
 
 from consent import policies, record, status
 from consent.context import Context
+from consent.models import Policy, PolicyVersion
 from consent.views import current_version
 from portal.web import CHANNEL, Person, Site, blp, page, signed_in_page
 from service.db import utcnow
@@ -40,19 +42,32 @@ def context(here: Site, who: Person) -> Context:
                    acting_as=f"subject:{keys.pseudonyms.subject(here.id, who.subject_id or '')}")
 
 
+# The app's policies in key order: titles only, the rest (purposes, versions) comes from the policy cache.
+_TITLES = select(Policy.key, Policy.title).where(Policy.app_id == bindparam("app_id")).order_by(Policy.key)
+
+
 def _states(here: Site, who: Person) -> list[PolicyState]:
+    """Each policy in effect with the person's choices: one transaction of two statements plus one per policy
+    (purposes and versions from the per-process policy cache, which this process's writes invalidate)."""
     db, cache = current_app.extensions["db"], current_app.extensions["policy_cache"]
     ctx, now = context(here, who), utcnow()
     states = []
     with db.sessions() as session:
-        for policy in policies.list_policies(session, here.id):
-            version = current_version(policy.versions, now)
+        views = [(title, cache.get(session, here.id, key)) for key, title in session.execute(
+            _TITLES, {"app_id": here.id})]
+        current = {view.key: current_version(view.versions, now) for _, view in views}
+        ids = [v.id for v in current.values() if v is not None]
+        texts = {row.id: row for row in session.execute(
+            select(PolicyVersion.id, PolicyVersion.text, PolicyVersion.url).where(PolicyVersion.id.in_(ids)))
+        } if ids else {}
+        for title, view in views:
+            version = current[view.key]
             if version is None:
                 continue  # nothing in effect yet: nothing to decide on
-            answer = status.status(session, ctx, cache, who.subject_id or "", policy.key, now)
-            chosen = answer["purposes"] or {}
-            states.append(PolicyState(policy.key, policy.title, version.version, version.text, version.url,
-                                      list(policy.purposes), chosen, answer["consent_required"], answer["reason"]))
+            answer = status.status(session, ctx, cache, who.subject_id or "", view.key, now)
+            states.append(PolicyState(view.key, title, version.version, texts[version.id].text,
+                                      texts[version.id].url, list(view.purposes), answer["purposes"] or {},
+                                      answer["consent_required"], answer["reason"]))
     return states
 
 

@@ -54,12 +54,19 @@ def site(slug: str) -> Site:
     cached = g.get("portal_site")
     if cached is not None and cached.slug == slug:
         return cached
+    known: dict[str, tuple[float, Site]] = current_app.extensions.setdefault("portal_sites", {})
+    hit = known.get(slug)
+    if hit is not None and hit[0] > time.monotonic():
+        g.portal_site = hit[1]
+        return hit[1]
     with current_app.extensions["db"].sessions() as s:
         row = s.execute(select(App.id, App.slug, App.name).where(App.slug == slug)).first()
     if row is None:
         abort(404)
     branding = current_app.extensions["portal"].branding(row.slug)
     g.portal_site = Site(row.id, row.slug, branding.name or row.name, branding)
+    # An app's id and slug never change; its name rarely: every page need not ask the database again.
+    known[slug] = (time.monotonic() + current_app.config["SETTINGS"].cache_ttl_seconds, g.portal_site)
     return g.portal_site
 
 

@@ -26,7 +26,9 @@ def install(app: Flask) -> None:
     app.secret_key = keys.pseudonyms.derive("flask-session-cookie")
     app.config.update(
         SESSION_COOKIE_NAME="privacy_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=IDLE, SESSION_REFRESH_EACH_REQUEST=True,
+        # Not re-signed and re-sent on every response (a tenth of a page's time): a face marks its session
+        # modified when its idle clock moves (the privacy centre: at most once a minute), which extends it.
+        PERMANENT_SESSION_LIFETIME=IDLE, SESSION_REFRESH_EACH_REQUEST=False,
         # Forms are checked only on the pages' blueprints (check_csrf): the JSON API authenticates by key.
         WTF_CSRF_CHECK_DEFAULT=False,
         # The strict https check compares the Referer, which pages never send (Referrer-Policy: no-referrer);

@@ -88,7 +88,9 @@ def test_a_session_is_bound_to_its_app_and_expires_when_idle(app, client, make_k
     elsewhere = browser.get("/privacy/other/consents")
     assert elsewhere.status_code == 303 and elsewhere.headers["Location"] == "/privacy/other/"
     with browser.session_transaction() as cookie:
-        cookie["privacy"]["t"] -= 31 * 60  # the person walked away half an hour ago
+        walked_away = dict(cookie["privacy"])
+        walked_away["t"] -= 31 * 60  # the person walked away half an hour ago
+        cookie["privacy"] = walked_away
     idle = browser.get("/privacy/shop/consents")
     assert idle.status_code == 303 and idle.headers["Location"] == "/privacy/shop/"
 
@@ -111,3 +113,15 @@ def test_link_exchange_is_rate_limited_per_ip_with_a_page(app, portal_app):
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert limited.mimetype == "text/html" and "Too many attempts" in limited.text
     limits.reset(app)
+
+
+def test_the_session_cookie_is_resent_only_when_its_idle_clock_moves(sign_in, portal_app):
+    browser = sign_in(portal_app["writer"], "user-1")
+    quiet = browser.get("/privacy/shop/consents")
+    assert quiet.status_code == 200 and "Set-Cookie" not in quiet.headers  # not re-signed on every page
+    with browser.session_transaction() as cookie:
+        earlier = dict(cookie["privacy"])
+        earlier["t"] -= 5 * 60  # last seen five minutes ago: still signed in, and the clock moves on
+        cookie["privacy"] = earlier
+    moved = browser.get("/privacy/shop/consents")
+    assert moved.status_code == 200 and "privacy_session=" in moved.headers["Set-Cookie"]
