@@ -52,15 +52,22 @@ def completion(session: Session, app_ids: tuple[int, ...] | None, now: datetime,
 def median_close(session: Session, app_ids: tuple[int, ...] | None, now: datetime,
                  days: int = 90) -> dict[str, float]:
     """Per type, the median days from receipt to answer of the requests answered among those due in the last
-    `days` days: the middle row(s) picked by window functions, so only one number per type comes back."""
+    `days` days, one number per type: PostgreSQL's percentile_cont, elsewhere the middle row(s) picked by window
+    functions."""
     took = _seconds(session, DsarRequest.received_at, DsarRequest.closed_at).label("took")
+    answered = (DsarRequest.due_at >= now - timedelta(days=days), DsarRequest.due_at < now + timedelta(days=90),
+                DsarRequest.status.in_(DONE), DsarRequest.closed_at.is_not(None),
+                DsarRequest.closed_at >= now - timedelta(days=days))
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL's ordered-set aggregate: a quarter of the time of the window functions below (bench/console.py).
+        median = func.percentile_cont(0.5).within_group(took)
+        rows = session.execute(_apps(select(DsarRequest.type, median).where(*answered), app_ids)
+                               .group_by(DsarRequest.type))
+        return {t: round(float(s) / 86400, 1) for t, s in rows}
     inner = _apps(select(DsarRequest.type.label("type"), took,
                          func.row_number().over(partition_by=DsarRequest.type, order_by=took).label("rn"),
                          func.count().over(partition_by=DsarRequest.type).label("n"))
-                  .where(DsarRequest.due_at >= now - timedelta(days=days),
-                         DsarRequest.due_at < now + timedelta(days=90),
-                         DsarRequest.status.in_(DONE), DsarRequest.closed_at.is_not(None),
-                         DsarRequest.closed_at >= now - timedelta(days=days)), app_ids).subquery()
+                  .where(*answered), app_ids).subquery()
     middle = inner.c.rn.in_(((inner.c.n + 1) / 2, (inner.c.n + 2) / 2))
     rows = session.execute(select(inner.c.type, func.avg(inner.c.took)).where(middle).group_by(inner.c.type))
     return {t: round(float(s) / 86400, 1) for t, s in rows}
