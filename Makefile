@@ -49,7 +49,7 @@ i18n: $(VENV)/.installed
 	@for d in $(CATALOGUES); do \
 	  cfg=babel.cfg; [ -f $$d/babel.cfg ] && cfg=$$d/babel.cfg; \
 	  $(BIN)/pybabel -q extract -F $$cfg --no-location --omit-header -o $$d/translations/messages.pot $$d && \
-	  $(BIN)/pybabel -q update --ignore-obsolete --no-fuzzy-matching -i $$d/translations/messages.pot -d $$d/translations -l zh_Hans && \
+	  $(BIN)/pybabel -q update --ignore-obsolete --no-fuzzy-matching --ignore-pot-creation-date -i $$d/translations/messages.pot -d $$d/translations -l zh_Hans && \
 	  $(BIN)/pybabel -q compile --statistics -d $$d/translations || exit 1; \
 	done
 
