@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 def register(wiring: Wiring) -> None:
     """Consent's routes, `flask ledger`, its tables, the scheduled ledger verification, the status fast path and
     the ledger's line in /readyz."""
-    from consent import cli, fastpath, jobs, routes, verifications
+    from consent import cli, counts, fastpath, jobs, routes, verifications
     from service.wiring import CronEntry, ReadinessDetail
 
     wiring.blueprints += [routes.policy_blp, routes.blp]
@@ -22,6 +22,10 @@ def register(wiring: Wiring) -> None:
     # nothing), every LEDGER_VERIFY_SECONDS (default a day; also once when the scheduler starts).
     wiring.cron.append(CronEntry(jobs.verify_ledger, queue="default", interval=jobs.interval_seconds,
                                  job_timeout=jobs.timeout_seconds, result_ttl=86400))
+    # The console's consent rates read daily counts kept by this fold (consent.counts), every
+    # CONSENT_COUNTS_SECONDS (default a minute); the recording path never touches them.
+    wiring.cron.append(CronEntry(jobs.fold_counts, queue="default", interval=counts.interval_seconds,
+                                 job_timeout=3600, result_ttl=3600))
     wiring.on_app.append(fastpath.install)
     wiring.readiness.append(ReadinessDetail("ledger", verifications.readiness,
                                             missing={"last_verification": None}))

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from consent import verifications
+from consent import counts, verifications
 from consent.jobs import options_from_env
 from consent.ledger import BATCH, Break
 
@@ -47,3 +47,13 @@ def ledger_verify(show_all: bool, batch: int, incremental: bool) -> None:
         raise SystemExit(1)
     covered = f"; checkpoint covers {row.events_covered:,} events" if row.events_covered is not None else ""
     click.echo(f"ledger intact: {summary}{covered}")
+
+
+@ledger_cli.command("counts")
+@click.option("--batch", type=click.IntRange(min=1), default=counts.BATCH, show_default=True,
+              help="Events folded per transaction.")
+def ledger_counts(batch: int) -> None:
+    """Fold the ledger's new events into the consent counts the console reads (the scheduler does this every
+    minute); events younger than two minutes are left to the next run."""
+    done = counts.fold(current_app.extensions["db"], batch=batch)
+    click.echo(f"folded {done.events:,} events in {done.batches:,} batch(es); counts reach {done.last_id or '-'}")

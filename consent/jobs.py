@@ -41,3 +41,12 @@ def verify_ledger(incremental: bool = False) -> int | None:
     row = run(rt.db, rt.keys, rt.settings, trigger="cron", incremental=incremental, exclusive=True,
               options=options_from_env())
     return row.id if row else None
+
+
+def fold_counts() -> int:
+    """Fold the ledger's new events into consent_counts (consent.counts); the number folded. Safe to run again or
+    alongside another run: the watermark row is locked while a batch is added."""
+    from consent import counts
+    from service.runtime import runtime
+
+    return counts.fold(runtime().db).events

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import Base, utcnow
@@ -110,3 +110,29 @@ class LedgerVerification(Base):
     base_id: Mapped[int | None]  # the verification whose checkpoint this one was compared with
     checkpoint: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(200))  # why a failed run failed (an exception's type)
+
+
+class ConsentCount(Base):
+    """Events per policy, UTC day and purpose, folded from the ledger by consent.counts (never by the recording
+    path). The row with purpose "" carries the day's events and those with GPC (an event may name no purpose)."""
+
+    __tablename__ = "consent_counts"
+
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(100), primary_key=True)
+    granted: Mapped[int] = mapped_column(default=0)
+    denied: Mapped[int] = mapped_column(default=0)
+    withdrawn: Mapped[int] = mapped_column(default=0)
+    events: Mapped[int] = mapped_column(default=0)
+    gpc: Mapped[int] = mapped_column(default=0)
+
+
+class ConsentCountMark(Base):
+    """The one row saying how far consent_counts reach: every event whose id sorts at or below `last_id`."""
+
+    __tablename__ = "consent_count_marks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[str | None] = mapped_column(String(36))
+    folded_at: Mapped[datetime | None]

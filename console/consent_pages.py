@@ -1,6 +1,7 @@
 """Consent in the console: each app's policies and their versions, publishing a new version (material or not)
 through consent.policies.add_version with the API's VersionIn, and the consent rates per purpose by week
-(granted, denied, withdrawn) with the share of events carrying GPC, counted in SQL over consent_events."""
+(granted, denied, withdrawn) with the share of events carrying GPC, from the daily counts consent.counts keeps
+plus the events not yet folded into them."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from typing import Any
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext
 from marshmallow import ValidationError
-from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from consent import policies
+from consent import counts, policies
 from consent.context import Context
-from consent.models import ConsentEvent, Policy
+from consent.models import Policy
 from consent.schemas import VersionIn
 from console.auth import ADMIN, READ, require
 from console.hold_pages import chosen_app
@@ -35,39 +35,10 @@ def _db() -> Any:
     return current_app.extensions["db"]
 
 
-def _week(session: Session) -> Any:
-    """The start of an event's week (Monday, UTC) as text, in the database's own terms."""
-    if session.get_bind().dialect.name == "postgresql":
-        # constants written into the SQL, not bound: PostgreSQL matches GROUP BY to the select list by text
-        return func.to_char(func.date_trunc(literal_column("'week'"), ConsentEvent.created_at),
-                            literal_column("'YYYY-MM-DD'"))
-    return func.date(ConsentEvent.created_at, literal_column("'weekday 0'"), literal_column("'-6 days'"))
-
-
 def rates(session: Session, policy_id: int, since: datetime) -> dict[str, Any]:
     """Per week and purpose: events granting, denying and withdrawing it; per week: events and those with GPC.
-    Grouped in SQL (the purposes' JSON expanded by the database), nothing but counts comes back."""
-    week = _week(session).label("week")
-    mine = (ConsentEvent.policy_id == policy_id, ConsentEvent.created_at >= since)
-    totals = {w: (n, g) for w, n, g in session.execute(
-        select(week, func.count(), func.sum(case((ConsentEvent.gpc.is_(True), 1), else_=0)))
-        .where(*mine).group_by(week).order_by(week))}
-    postgres = session.get_bind().dialect.name == "postgresql"
-    each = (func.json_each_text(ConsentEvent.purposes) if postgres else func.json_each(ConsentEvent.purposes)) \
-        .table_valued("key", "value")
-    on = each.c.value.in_(("true",)) if postgres else each.c.value == 1
-    withdrawal = ConsentEvent.kind == "withdrawal"
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    stmt = (select(week, each.c.key, func.sum(case(((~withdrawal) & on, 1), else_=0)),
-                   func.sum(case(((~withdrawal) & ~on, 1), else_=0)),
-                   func.sum(case((withdrawal & ~on, 1), else_=0)))
-            .select_from(ConsentEvent).join(each, literal_column("1") == 1).where(*mine)
-            .group_by(week, each.c.key).order_by(week, each.c.key))
-    for w, purpose, granted, denied, withdrawn in session.execute(stmt):
-        counts[(w, purpose)] = {"granted": int(granted or 0), "denied": int(denied or 0),
-                                "withdrawn": int(withdrawn or 0)}
-    return {"weeks": [{"week": w, "events": int(n), "gpc": int(g or 0)} for w, (n, g) in totals.items()],
-            "purposes": [{"week": w, "purpose": p, **c} for (w, p), c in counts.items()]}
+    From the daily counts consent.counts keeps, plus the events not yet folded into them."""
+    return counts.rates(session, policy_id, since)
 
 
 def _policy(session: Session, app_id: int, key: str | None) -> Policy | None:

@@ -15,6 +15,7 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
         "dsar.maintenance.maintain": {"queue_name": "dsar", "interval": 60, "job_timeout": 300, "result_ttl": 600},
         "consent.jobs.verify_ledger": {"queue_name": "default", "interval": 86400, "job_timeout": 6 * 3600,
                                        "result_ttl": 86400},
+        "consent.jobs.fold_counts": {"queue_name": "default", "interval": 60, "job_timeout": 3600, "result_ttl": 3600},
         "service.mail.delivery.sweep": {"queue_name": "default", "interval": 60, "job_timeout": 600,
                                         "result_ttl": 3600},
     }
