@@ -22,6 +22,7 @@ from service.db import Database, utcnow
 # lower id, so the fold leaves it to the next run (rates() counts it directly meanwhile).
 LAG = timedelta(minutes=2)
 BATCH = 10000
+SLACK = timedelta(hours=1)
 MARK = 1
 # The counts row carrying a day's events and those with GPC (purpose keys are never empty: consent.schemas.KEY).
 DAY = ""
@@ -150,10 +151,10 @@ def rates(session: Session, policy_id: int, since: datetime) -> dict[str, Any]:
     mark = session.execute(select(_MARKS.c.last_id).where(_MARKS.c.id == MARK)).scalar()
     first = since.date()
     next_day = datetime.combine(first + timedelta(days=1), datetime.min.time(), since.tzinfo)
-    # since's day by id range as well as by time, so the primary key finds it (ids are made at created_at;
-    # a day either side for a writer's clock)
-    partial = and_(ConsentEvent.id >= horizon_at(since - timedelta(days=1)),
-                   ConsentEvent.id < horizon_at(next_day + timedelta(days=1)), ConsentEvent.created_at < next_day)
+    # since's day by id range as well as by time, so the primary key finds it (consent.chain makes an event's
+    # id just before its created_at, from the same clock; an hour either side to spare)
+    partial = and_(ConsentEvent.id >= horizon_at(since - SLACK),
+                   ConsentEvent.id < horizon_at(next_day + SLACK), ConsentEvent.created_at < next_day)
     tail = or_(partial, ConsentEvent.id > mark) if mark is not None else literal_column("1") == 1
     totals, counts = direct(session, ConsentEvent.policy_id == policy_id, ConsentEvent.created_at >= since, tail)
     if mark is not None:
