@@ -154,3 +154,10 @@ def test_concurrent_folds_count_every_event_once(app, ledger):
     with app.extensions["db"].session() as session:
         assert session.scalar(text("SELECT sum(events) FROM consent_counts WHERE purpose = ''")) == 33
     assert rates(app) == expected(app)
+
+
+def test_flask_ledger_counts_folds_by_hand_and_leaves_the_last_two_minutes(app, ledger):
+    result = app.test_cli_runner().invoke(args=["ledger", "counts", "--batch", "7"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"folded {ledger} events in 4 batch(es)")
+    assert rates(app) == expected(app)
