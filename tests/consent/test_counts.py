@@ -16,6 +16,8 @@ from consent import counts, history
 from consent.models import ConsentEvent
 from service.db import utcnow
 
+# When the module is imported: events are placed relative to it. Folds use the clock at the time they run, since
+# the suite may reach these tests many minutes after importing them and the unmoved events are made then.
 NOW = utcnow()
 SINCE = NOW - timedelta(weeks=12)
 
@@ -85,10 +87,10 @@ def test_folding_in_batches_across_their_boundaries_equals_the_direct_count(app,
     assert before["weeks"] and any(r["withdrawn"] for r in before["purposes"])
     assert any(w["gpc"] for w in before["weeks"])
     assert rates(app) == before  # nothing folded yet: all tail
-    done = counts.fold(app.extensions["db"], now=NOW + timedelta(minutes=5), batch=4)
+    done = counts.fold(app.extensions["db"], now=utcnow() + timedelta(minutes=5), batch=4)
     assert (done.events, done.batches) == (33, 9)
     assert rates(app) == before
-    again = counts.fold(app.extensions["db"], now=NOW + timedelta(minutes=5), batch=4)
+    again = counts.fold(app.extensions["db"], now=utcnow() + timedelta(minutes=5), batch=4)
     assert again.events == 0 and again.last_id == done.last_id
     assert rates(app) == before
 
@@ -126,7 +128,7 @@ def test_withdrawals_and_gpc_count_as_the_console_always_counted_them(app, clien
 
 
 def test_an_erased_chain_stays_in_the_counts_as_history(app, ledger):
-    counts.fold(app.extensions["db"], now=NOW + timedelta(minutes=5))
+    counts.fold(app.extensions["db"], now=utcnow() + timedelta(minutes=5))
     before = rates(app)
     with app.extensions["db"].session() as session:
         app_id = session.scalar(text("SELECT id FROM apps WHERE slug = 'app-a'"))
@@ -141,7 +143,7 @@ def test_concurrent_folds_count_every_event_once(app, ledger):
 
     def run() -> None:
         try:
-            counts.fold(app.extensions["db"], now=NOW + timedelta(minutes=5), batch=3)
+            counts.fold(app.extensions["db"], now=utcnow() + timedelta(minutes=5), batch=3)
         except Exception as exc:  # noqa: BLE001 (reported below: a thread's exception would otherwise vanish)
             errors.append(exc)
 
