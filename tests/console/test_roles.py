@@ -16,7 +16,7 @@ RETENTION, ADMINS = {"retention", "admin"}, {"admin"}
 # Pages anyone may open (signing in, setting up, the stylesheet); every other console view has a guard.
 PUBLIC = {"console.signin", "console.signin_post", "console.signout", "console.setup_link", "console.setup",
           "console.setup_post", "console.setup_totp", "console.setup_totp_post", "console.setup_skip",
-          "console.static"}
+          "console.static", "console.sso_start", "console.sso_callback"}
 # endpoint -> (method, path with {id}, roles allowed): written out, not derived from the code under test.
 MATRIX = {
     "console.overview": ("GET", "/console/", EVERYONE),
