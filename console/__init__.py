@@ -32,3 +32,4 @@ def register(wiring: Wiring) -> None:
     wiring.cli_groups.append(operators_cli)
     wiring.model_modules.append("console.models")
     wiring.on_app.append(sso_pages.install)  # single sign-on, when OIDC_ISSUER is set
+    wiring.on_app.append(overview_pages.install)
