@@ -67,6 +67,7 @@ class StatusFastPath:
         principal = ext["key_cache"].lookup(environ.get("HTTP_AUTHORIZATION", ""))
         if principal is None or not principal.has(SCOPE):
             return None
+        ext["key_usage"].seen(principal)
         args = self._args(environ.get("QUERY_STRING", ""))
         if args is None:
             return None
