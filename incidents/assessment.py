@@ -268,8 +268,9 @@ def merge(session: Session, keys: Any, app_id: int, run_id: str, batch: Iterable
     wanted = sorted(set().union(*(k for _, k in identities))) if identities else []
     owner: dict[str, int] = {}
     for i in range(0, len(wanted), _CHUNK):
-        owner.update(session.execute(select(AffectedSubjectKey.key, AffectedSubjectKey.subject_id).where(
-            AffectedSubjectKey.run_id == run_id, AffectedSubjectKey.key.in_(wanted[i:i + _CHUNK]))).tuples().all())
+        owner.update((k, s) for k, s in session.execute(select(AffectedSubjectKey.key, AffectedSubjectKey.subject_id)
+                                                        .where(AffectedSubjectKey.run_id == run_id,
+                                                               AffectedSubjectKey.key.in_(wanted[i:i + _CHUNK]))))
     for identity, mine in identities:
         found = sorted({owner[k] for k in mine if k in owner})
         if not found:

@@ -48,7 +48,7 @@ name = "crm"
 plugin = "{PLUGIN}"
 data = "{folder / 'crm.json'}"
 crash_flag = "{folder / 'crash'}"
-crash_after = 2
+crash_after = 1
 
 [[stores]]
 name = "billing"
