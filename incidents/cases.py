@@ -228,7 +228,7 @@ def notification_view(n: IncidentNotification) -> dict[str, Any]:
 
 def list_incidents(session: Session, app_id: int, table: clocks.Table, *, state: str | None = None,
                    severity: str | None = None, jurisdiction: str | None = None, overdue: bool | None = None,
-                   discovered_since: datetime | None = None, offset: int = 0,
+                   offset: int = 0,
                    limit: int = 50) -> tuple[list[dict[str, Any]], int]:
     """The app's incidents, newest first; `overdue=true`: only those with an overdue obligation, the longest
     overdue first. An app's register is small (incidents, not events), so the clocks are computed here."""
@@ -238,8 +238,6 @@ def list_incidents(session: Session, app_id: int, table: clocks.Table, *, state:
         stmt = stmt.where(Incident.state == state)
     if severity is not None:
         stmt = stmt.where(Incident.severity == severity)
-    if discovered_since is not None:
-        stmt = stmt.where(Incident.discovered_at >= discovered_since)
     rows = list(session.scalars(stmt.order_by(Incident.discovered_at.desc(), Incident.id)))
     if jurisdiction is not None:
         rows = [r for r in rows if jurisdiction.upper() in r.jurisdictions]

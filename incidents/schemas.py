@@ -48,7 +48,6 @@ class IncidentQuery(Schema):
     severity = Text(20, load_default=None, validate=validate.OneOf(SEVERITIES))
     jurisdiction = Text(40, load_default=None)
     overdue = fields.Boolean(load_default=None, metadata={"description": "true: overdue obligations, oldest first"})
-    discovered_since = fields.AwareDateTime(load_default=None)
 
 
 class IncidentNotificationIn(Schema):
