@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from service.db import Base, utcnow
 
 # An app's scopes act on that app's own data only; `admin` implies every one of them.
-APP_SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "admin"})
+APP_SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "incidents:manage", "admin"})
 # Company-wide scopes: retention and the store registry span every app's data, so no app's `admin` implies them.
 # platform:read reads the stores and the data map; platform:retention manages retention policies and runs.
 PLATFORM_SCOPES = frozenset({"platform:read", "platform:retention"})
