@@ -18,6 +18,7 @@ def register(wiring: Wiring) -> None:
         app_pages,
         consent_pages,
         hold_pages,
+        incident_pages,
         overview_pages,
         request_pages,
         retention_pages,
