@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,19 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench.consent import ADMIN_URL, fresh_database, libpq  # noqa: E402
+
 DB_NAME = "bench_store_subjects"
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 RATIO_TARGET = 1.5
 MEMORY_TARGET_MB = 200
 # (label, since, until): the last year holds about half the rows and nearly every subject; a week, a few percent.
 WINDOWS = {"year": (NOW - timedelta(days=365), NOW), "week": (NOW - timedelta(days=7), NOW)}
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def peak_kb() -> int:
@@ -48,10 +43,7 @@ def peak_kb() -> int:
 
 
 def create_database(rows: int) -> str:
-    with psycopg.connect(libpq(ADMIN_URL), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    url = fresh_database(ADMIN_URL, name=DB_NAME)
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         # Five rows per user (rows // 5 users), spread over 700 days, a user's rows far apart in the table.
         conn.execute("""CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint NOT NULL, email text,
@@ -207,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"kept database {DB_NAME}")
         else:
-            with psycopg.connect(libpq(ADMIN_URL), autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            fresh_database(ADMIN_URL, drop=True, name=DB_NAME)
     return 0
 
 
