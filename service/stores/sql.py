@@ -101,10 +101,6 @@ def _key_text(column: sa.Column[Any]) -> Callable[[Any], str]:
     return str if kind in (int, str) else (lambda value: str(jsonable(value)))
 
 
-def _identity_text(value: Any) -> str:
-    return value if isinstance(value, str) else str(jsonable(value))
-
-
 # How often a batch may be chosen again because other writers changed its rows before it is given up.
 _RECHOICES = 10
 
@@ -213,17 +209,17 @@ class SqlStore:
 
     def _subjects(self, stmt: sa.Select | sa.CompoundSelect, types: list[str],
                   batch_size: int) -> Iterator[list[dict[str, str]]]:
-        # One statement, not keyset pages: a page `WHERE identity > last ORDER BY identity LIMIT n` reads the
-        # whole window again for every page (bench/store_subjects.py), where this reads it once.
+        # One statement read once, not keyset pages (`WHERE identity > last ORDER BY identity LIMIT n`): see
+        # docs/plugins.md and bench/store_subjects.py.
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
             for rows in result.partitions():
-                batch = []
-                for row in rows:
-                    identity = {k: _identity_text(v) for k, v in zip(types, row, strict=True)
-                                if v is not None and v != ""}
-                    if identity:
-                        batch.append(identity)
+                # Empty values come as NULL (sql_build.subjects); a row of NULLs identifies no one. Plain tuples,
+                # as `None in row` on SQLAlchemy's Row is a loop in Python.
+                batch = [dict(zip(types, map(str, row), strict=True)) if None not in row
+                         else {k: str(v) for k, v in zip(types, row, strict=True) if v is not None}
+                         for row in map(tuple, rows)]
+                batch = [identity for identity in batch if identity]
                 if batch:
                     yield batch
 

@@ -129,9 +129,12 @@ def identity_columns(spec: TableSpec, t: FromClause) -> tuple[sa.FromClause, dic
     return source, columns
 
 
-def _readable(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    # An empty string identifies nobody: as NULL it is left out like one (text columns only; others have no '').
-    return sa.func.nullif(column, "") if isinstance(column.type, sa.String) else column
+def _identity(column: ColumnElement[Any], as_text: bool) -> ColumnElement[Any]:
+    """An identity column as `subjects` reads it: an empty string identifies nobody, so it becomes NULL and is left
+    out like one; `as_text` casts other types to text (a UNION's tables must agree on each column's type)."""
+    if isinstance(column.type, sa.String):
+        return sa.func.nullif(column, "")
+    return sa.cast(column, sa.String) if as_text else column
 
 
 def subjects(specs: list[TableSpec], category: str, since: datetime, until: datetime,
@@ -139,7 +142,7 @@ def subjects(specs: list[TableSpec], category: str, since: datetime, until: date
     """Each subject's identity (a column per type in `types`, NULL where a table has none) once, over every table
     holding `category` whose rows of it are in the window and not yet erased; None when no table can say.
 
-    One table: SELECT DISTINCT. Several: their UNION (which is distinct), with every column as text so they align.
+    One table: SELECT DISTINCT. Several: their UNION (which is distinct), every column as text so they align.
     """
     selects = []
     for spec in specs:
@@ -156,14 +159,11 @@ def subjects(specs: list[TableSpec], category: str, since: datetime, until: date
         selects.append((source, columns, terms))
     if not selects:
         return None
-    if len(selects) == 1:
-        source, columns, terms = selects[0]
-        return sa.select(*(_readable(columns[k]).label(k) if k in columns else sa.null().label(k) for k in types)) \
-            .select_from(source).where(*terms).distinct()
-    return sa.union(*(
-        sa.select(*(sa.cast(_readable(columns[k]), sa.String).label(k) if k in columns
-                    else sa.cast(sa.null(), sa.String).label(k) for k in types)).select_from(source).where(*terms)
-        for source, columns, terms in selects))
+    union = len(selects) > 1
+    statements = [sa.select(*(_identity(columns[k], union).label(k) if k in columns
+                              else sa.cast(sa.null(), sa.String).label(k) for k in types))
+                  .select_from(source).where(*terms) for source, columns, terms in selects]
+    return sa.union(*statements) if union else statements[0].distinct()
 
 
 def _differs(t: FromClause, column: str, rep: Replacement) -> ColumnElement[bool]:
