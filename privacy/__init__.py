@@ -24,6 +24,7 @@ DOMAINS = (
     "dsar",
     "holds",
     "retention",
+    "governance",
 )
 # The web faces, built on the domains (they may import any domain; no domain imports them).
 FACES = (
