@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,20 +36,33 @@ def _app(session: Session, slug: str) -> App:
     return app
 
 
-def derive(session: Session, stores: Any, app_id: int, activity: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Known:
+    """The facts of every app, read once so that checking many assessments costs three queries."""
+
+    purposes: list[facts.PurposeFact]
+    held: dict[str, list[str]]
+    retention: dict[tuple[str, str], dict[str, Any]]
+
+    @classmethod
+    def read(cls, session: Session, stores: Any, app_id: int | None = None) -> Known:
+        return cls(facts.purposes(session, app_id), facts.store_categories(stores), facts.retention(session))
+
+
+def derive(session: Session, stores: Any, app_id: int, activity: str | None,
+           known: Known | None = None) -> dict[str, Any]:
     """The facts an assessment relies on (what drift compares): purposes and lawful bases, categories, the stores
     holding them with every category they hold, and the retention applied to each assessed category there."""
-    found = [p for p in facts.purposes(session, app_id) if activity is None or p.key == activity]
+    known = known or Known.read(session, stores, app_id)
+    found = [p for p in known.purposes if p.app_id == app_id and (activity is None or p.key == activity)]
     categories = list(dict.fromkeys(c for p in found for c in p.categories))
-    held = facts.store_categories(stores)
-    involved = {s: cats for s, cats in held.items() if any(c in cats for c in categories)}
-    kept = facts.retention(session)
+    involved = {s: cats for s, cats in known.held.items() if any(c in cats for c in categories)}
     return {
         "purposes": {p.key: {"lawful_basis": p.lawful_basis, "categories": list(p.categories),
                              "third_party": p.third_party} for p in found},
         "categories": categories,
         "stores": involved,
-        "retention": {f"{s}/{c}": kept.get((s, c)) for s, cats in involved.items() for c in cats
+        "retention": {f"{s}/{c}": known.retention.get((s, c)) for s, cats in involved.items() for c in cats
                       if c in categories},
     }
 
@@ -236,10 +250,11 @@ def refresh(session: Session, stores: Any, actor: Actor | None = None) -> list[A
     `review_needed` with the list of changes. Returns the assessments newly marked."""
     actor = actor or Actor("system")
     marked = []
+    known = Known.read(session, stores)
     for assessment in session.scalars(select(Assessment).where(Assessment.state.in_(("approved", "review_needed")))):
         if not assessment.facts:
             continue
-        now = derive(session, stores, assessment.app_id, assessment.activity)
+        now = derive(session, stores, assessment.app_id, assessment.activity, known)
         if digest(now) == assessment.facts_digest:
             continue
         found = changes(assessment.facts or {}, now)

@@ -151,9 +151,10 @@ def review_status(latest: ProcessorReview | None, today: date) -> str:
     return "overdue" if latest.next_due < today else "current"
 
 
-def view(session: Session, processor: Processor, today: date | None = None) -> dict[str, Any]:
+def view(session: Session, processor: Processor, today: date | None = None,
+         history: list[ProcessorReview] | None = None) -> dict[str, Any]:
     """The processor as the API, the ROPA and the evidence pack show it (never the secret)."""
-    history = reviews(session, processor)
+    history = reviews(session, processor) if history is None else history
     latest = history[0] if history else None
     return {
         "key": processor.key, "name": processor.name, "role": processor.role,
@@ -175,4 +176,8 @@ def list_processors(session: Session) -> list[Processor]:
 
 def register_view(session: Session, today: date | None = None) -> list[dict[str, Any]]:
     """The whole register with each processor's review status (for the evidence pack and the ROPA)."""
-    return [view(session, p, today) for p in list_processors(session)]
+    by_processor: dict[int, list[ProcessorReview]] = {}
+    for review in session.scalars(select(ProcessorReview).order_by(ProcessorReview.reviewed_on.desc(),
+                                                                   ProcessorReview.id.desc())):
+        by_processor.setdefault(review.processor_id, []).append(review)  # one query for the whole register
+    return [view(session, p, today, by_processor.get(p.id, [])) for p in list_processors(session)]

@@ -189,3 +189,16 @@ def test_review_due_is_a_finding(api: Api, demo):
     api.post(f"{BASE}/{created['id']}/approve", {"approver": "C", "review_due": "2020-01-01"}, status=200)
     assert [(f["kind"], f["subject"]) for f in api.get("/v1/governance/findings?kind=assessment_review_due")] == [
         ("assessment_review_due", created["id"])]
+
+
+def test_lookups_and_filters(api: Api, demo, make_key):
+    setup_app(api, demo)
+    a = api.post(BASE, {"app": "demo", "title": "One"})
+    api.get(f"{BASE}/01a22000-0000-7000-8000-000000000000", status=404)
+    assert [x["id"] for x in api.get(f"{BASE}?app=demo")] == [a["id"]]
+    assert api.get(f"{BASE}?app=other") == []
+    assert "state" in api.get(f"{BASE}?state=done", status=422)["errors"]["query"]
+    reader = make_key("office", "platform:read")
+    assert api.get(f"{BASE}/{a['id']}", headers=reader)["title"] == "One"
+    api.post(BASE, {"app": "demo", "title": "Two"}, status=403, headers=reader)
+    api.post(f"{BASE}/{a['id']}/submit", status=401, headers={"Authorization": "Bearer nope"})
