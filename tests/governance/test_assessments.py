@@ -202,3 +202,17 @@ def test_lookups_and_filters(api: Api, demo, make_key):
     assert api.get(f"{BASE}/{a['id']}", headers=reader)["title"] == "One"
     api.post(BASE, {"app": "demo", "title": "Two"}, status=403, headers=reader)
     api.post(f"{BASE}/{a['id']}/submit", status=401, headers={"Authorization": "Bearer nope"})
+
+
+def test_destruction_shows_the_last_real_run(api: Api, demo):
+    setup_app(api, demo)
+    a = api.post(BASE, {"app": "demo", "activity": "demo/privacy/analytics", "title": "Analytics"})
+    api.post("/v1/retention/runs", {"policy": "cloud-photos.device_log", "dry_run": True}, status=202)
+    facts = api.get(f"{BASE}/{a['id']}")["sections"]["destruction"]["facts"]["retention"]
+    assert facts[0]["last_destruction"] is None  # a dry run destroys nothing
+    run = api.post("/v1/retention/runs", {"policy": "cloud-photos.device_log", "dry_run": False}, status=202)
+    report = api.get(f"/v1/retention/runs/{run['id']}")
+    assert report["state"] == "succeeded"  # in-process: the run is done when the request answers
+    facts = api.get(f"{BASE}/{a['id']}")["sections"]["destruction"]["facts"]["retention"]
+    assert facts == [{"store": "cloud-photos", "category": "device_log", "retain_for": "P90D", "action": "delete",
+                      "enforced": True, "last_destruction": report["steps"][0]["finished_at"]}]
