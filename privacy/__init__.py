@@ -25,6 +25,7 @@ DOMAINS = (
     "holds",
     "retention",
     "incidents",
+    "governance",
 )
 # The web faces, built on the domains (they may import any domain; no domain imports them).
 FACES = (

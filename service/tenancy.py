@@ -17,8 +17,9 @@ from service.db import Base, utcnow
 # An app's scopes act on that app's own data only; `admin` implies every one of them.
 APP_SCOPES = frozenset({"consent:read", "consent:write", "dsar:submit", "dsar:manage", "incidents:manage", "admin"})
 # Company-wide scopes: retention and the store registry span every app's data, so no app's `admin` implies them.
-# platform:read reads the stores and the data map; platform:retention manages retention policies and runs.
-PLATFORM_SCOPES = frozenset({"platform:read", "platform:retention"})
+# platform:read reads the stores, the data map and the governance records; platform:retention manages retention
+# policies and runs; platform:governance keeps the governance records (processors, ROPA, assessments).
+PLATFORM_SCOPES = frozenset({"platform:read", "platform:retention", "platform:governance"})
 SCOPES = APP_SCOPES | PLATFORM_SCOPES
 # Scopes that no longer exist, with what replaced them (migration 0008 rewrote the keys that held them).
 RENAMED = {"retention:manage": "platform:retention"}

@@ -20,6 +20,8 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
                                         "result_ttl": 3600},
         "incidents.jobs.maintain": {"queue_name": "default", "interval": 300, "job_timeout": 3600,
                                     "result_ttl": 600},
+        "governance.jobs.check_drift": {"queue_name": "default", "interval": 3600, "job_timeout": 600,
+                                        "result_ttl": 600},
     }
     assert {"retention.jobs", "dsar.jobs", "dsar.maintenance"} <= set(wired.job_modules)
     assert {"consent.models", "dsar.models", "retention.models"} <= set(wired.model_modules)
@@ -28,5 +30,6 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
 def test_the_app_carries_every_domains_routes_and_commands(app) -> None:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert {"/v1/policies", "/v1/requests", "/v1/retention/policies", "/v1/stores", "/v1/datamap",
-            "/readyz", "/v1/incidents"} <= rules
-    assert {"db", "apps", "keys", "demo", "ledger", "dsar", "retention", "incidents"} <= set(app.cli.commands)
+            "/readyz", "/v1/incidents", "/v1/governance/ropa", "/v1/governance/findings"} <= rules
+    assert {"db", "apps", "keys", "demo", "ledger", "dsar", "retention", "incidents", "governance"} <= set(
+        app.cli.commands)

@@ -1,8 +1,8 @@
 """API keys' lifecycle: an optional expiry, the last use (written at most once a minute) and the key a rotation
 replaced
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-11-28 15:10:00.000000
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import service.db
 
-revision = '0016'
-down_revision = '0015'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

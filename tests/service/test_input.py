@@ -119,7 +119,7 @@ def test_every_blueprint_reading_arguments_uses_the_service_parsers(app):
 
 
 # Strings read into another type (a datetime, an address) are never stored as they came.
-PARSED = {"date-time", "ipv4", "ipv6", "ip"}
+PARSED = {"date-time", "date", "ipv4", "ipv6", "ip"}
 
 
 def test_every_request_string_is_bounded(client):
