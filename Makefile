@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test test-browser screenshots lint bench migrate clean i18n
+.PHONY: run test test-browser screenshots lint bench migrate clean i18n fuzz
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -33,6 +33,12 @@ run: migrate
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## fuzz: schemathesis (every check) against a live server on PostgreSQL for FUZZ_SECONDS (20 minutes); the
+## report goes to fuzz-report/ (tests/service/test_fuzz.py is the bounded pass, run with FUZZ=1)
+FUZZ_SECONDS ?= 1200
+fuzz: $(VENV)/.installed
+	$(BIN)/python -m tests.service.fuzzing --seconds $(FUZZ_SECONDS) --report-dir fuzz-report
 
 ## test-browser: only the real-browser tests (Chromium at /usr/bin/chromium; .ci/run installs it)
 test-browser: $(VENV)/.installed

@@ -23,6 +23,7 @@ from consent.cache import PolicyCache
 from consent.context import Context
 from consent.routes import consent_status
 from consent.status import status_raw
+from service.api import API_HEADERS
 from service.errors import DomainError
 from service.logs import log_access
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 ROUTE = PATH = "/v1/consents/status"  # no path parameters: the access line names the path itself
 SCOPE: str = consent_status.required_scope  # type: ignore[attr-defined]
-_HEADERS = [("Content-Type", "application/json")]
+_HEADERS = [("Content-Type", "application/json"), *API_HEADERS]  # the headers every /v1 answer has
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -1,4 +1,5 @@
-"""JSON request bodies read within limits: nesting depth, integer length, finite numbers; a 400 names the limit.
+"""JSON request bodies read within limits: nesting depth, integer length, finite numbers, each key once; a 400 names
+the limit (or the repeated key).
 
 The standard parser recurses once per nesting level (10,000 levels raise RecursionError) and refuses integers of
 over 4,300 digits with a bare ValueError: both used to surface as 500s. The Flask app reads every JSON body through
@@ -30,7 +31,8 @@ class BodyError(ValueError):
 def loads(data: str | bytes | bytearray) -> Any:
     """Parse a JSON document within the limits above, raising BodyError (a ValueError) for one exceeded."""
     try:
-        value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant,
+                           object_pairs_hook=_object)
     except RecursionError:
         raise BodyError(TOO_DEEP) from None
     # A document with no more brackets than the limit cannot nest deeper: count them (in C) before walking it.
@@ -38,6 +40,18 @@ def loads(data: str | bytes | bytearray) -> Any:
         data.count(b"{" if isinstance(data, bytes | bytearray) else "{")
     if opening > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise BodyError(TOO_DEEP)
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The standard parser keeps the last of a repeated key, silently: which one a client meant is unknowable.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BodyError(f"JSON body has the key {json.dumps(key[:100])} more than once in an object")
+            seen.add(key)
     return value
 
 

@@ -11,11 +11,15 @@ import re
 from typing import Any
 
 from marshmallow import fields
-from marshmallow.validate import Length
+from marshmallow.validate import Length, Regexp
 
 # C0 controls, DEL and the surrogate range; line breaks and tabs are allowed where a field is `multiline`.
 _SINGLE_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+PATTERN_UP_TO = 10_000
+# The same rules as documented in the OpenAPI document (JSON Schema has no way to say "no lone surrogate").
+_SINGLE_LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+_MULTILINE_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 
 
 class _Checked(fields.String):
@@ -33,6 +37,10 @@ class _Checked(fields.String):
         super().__init__(validate=[Length(min=min_length, max=max_length), *extra], **kwargs)
         self.max_length = max_length
         self._forbidden = _MULTILINE if multiline else _SINGLE_LINE
+        # A field's own pattern already says what it allows. Documents (a policy's text) go without: generators
+        # such as schemathesis cannot build a megabyte that matches a pattern in reasonable time.
+        if not any(isinstance(v, Regexp) for v in extra) and max_length <= PATTERN_UP_TO:
+            self.metadata.setdefault("pattern", _MULTILINE_PATTERN if multiline else _SINGLE_LINE_PATTERN)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)

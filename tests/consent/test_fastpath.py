@@ -130,3 +130,15 @@ def test_a_connection_killed_under_the_fast_path_is_replaced(app, client, header
     with db.autocommit() as raw:
         assert raw.dbapi.info.backend_pid != pid
     assert consent("user-2").status_code == 201
+
+
+def test_the_fast_path_sends_the_api_headers(app, client, headers, policy):
+    """Its answer skips Flask's after_request hooks: it carries the headers every /v1 answer has itself."""
+    from service.api import API_HEADERS
+
+    client.get(f"/v1/consents/status?{QUERY}", headers=headers)  # the key is verified and cached
+    assert _fast(app)._answer(_environ(QUERY, headers)) is not None
+    fast = Client(_fast(app)).get("/v1/consents/status", query_string=QUERY, headers=headers)
+    route = Client(_fast(app).next).get("/v1/consents/status", query_string=QUERY, headers=headers)
+    for name, value in API_HEADERS:
+        assert fast.headers[name] == route.headers[name] == value

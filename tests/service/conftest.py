@@ -105,3 +105,13 @@ def web_process(base_config: dict[str, str]) -> Iterator[Callable[..., WebProces
             except subprocess.TimeoutExpired:
                 continue
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def sweep_headers(client, make_key) -> dict[str, str]:
+    """A key holding every scope the OpenAPI document names, so each request gets past authorisation."""
+    from tests.service.test_input import _operations, _spec
+
+    scopes = {scope for _, _, op, _ in _operations(_spec(client))
+              for requirement in op.get("security", []) for scope in requirement.get("bearerAuth", [])}
+    return make_key("app-a", ",".join(sorted(scopes)))

@@ -35,14 +35,6 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], li
     return ops
 
 
-@pytest.fixture
-def sweep_headers(client, make_key) -> dict[str, str]:
-    """A key holding every scope the document names, so each request gets past authorisation."""
-    scopes = {scope for _, _, op, _ in _operations(_spec(client))
-              for requirement in op.get("security", []) for scope in requirement.get("bearerAuth", [])}
-    return make_key("app-a", ",".join(sorted(scopes)))
-
-
 def _fill(path: str, params: list[dict[str, Any]], value: str = "x") -> str:
     for p in params:
         if p["in"] == "path":
