@@ -97,6 +97,7 @@ def test_an_outage_answers_503_with_retry_after_then_recovers(pg_app, pg_headers
         assert other_threads == [[503, 503, 503]] * THREADS
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json["checks"]["database"].startswith("error")
+        assert ready.json["status"] == "not ready" and ready.json["down"] == ["database"]
     finally:
         throwaway_postgres.start()
     assert client.get(STATUS, headers=pg_headers).status_code == 200
