@@ -76,7 +76,7 @@ def test_consents_survive_a_restart_under_load(web_process, pg_app, pg_headers, 
             thread.join(timeout=60)
 
     statuses = {a.status for a in answers}
-    assert statuses <= {201, 503}, sorted(statuses)
+    assert statuses <= {201, 503}, (sorted(statuses), web.output()[-6000:])
     before = [a for a in answers if a.done < restarting]
     assert before and all(a.status == 201 for a in before)
     unavailable = [a for a in answers if a.status == 503]
