@@ -3,6 +3,7 @@ consent records' fate), and the notice to the subject."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from datetime import timedelta
@@ -21,6 +22,8 @@ from service.db import utcnow
 from service.runtime import Runtime
 from service.stores.registry import registry_for
 
+log = logging.getLogger(__name__)
+
 
 def close_request(rt: Runtime, request_id: str) -> None:
     """Close the request if every task is final (export or certificate, state, notice), in a transaction of its
@@ -34,7 +37,12 @@ def close_request(rt: Runtime, request_id: str) -> None:
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
                   reason: str | None = None) -> bool:
     """If every task is final, close the request: `completed`, `partially_completed` naming the failed stores, or
-    `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed."""
+    `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed.
+
+    An export the folder refuses (full, read-only) leaves the request open with the reason in `reason` (audited
+    once per reason as `dsar.export_failed`) and the previous archive, if any, as it was; the reconciler, which
+    closes every open request whose tasks are final, builds it again at each maintenance pass until it fits.
+    """
     tasks = tasks_of(session, req.id)
     if not tasks or any(t.state not in TASK_FINAL for t in tasks):
         return False
@@ -48,8 +56,12 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
     if status != "failed":
         identity = subject_of(rt, req)
         if req.type in ("access", "portability"):
-            # Parts stay while a retry of a failed store may rebuild the archive; purging removes them.
-            _build_export(rt, session, req, tasks, identity, keep_parts=status != "completed")
+            try:
+                # Parts stay while a retry of a failed store may rebuild the archive; purging removes them.
+                _build_export(rt, session, req, tasks, identity, keep_parts=status != "completed")
+            except exports.ExportNotWritten as exc:
+                _export_failed(session, req, str(exc))
+                return False
         elif req.type == "erasure":
             _certify_erasure(rt, session, req, tasks, identity)
     req.reason = f"failed stores: {', '.join(failed)}" if failed else None
@@ -57,6 +69,15 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
     notify.send(session, rt, req, f"request_{status}",
                 body=f"Your {req.type} request {req.id} is {status.replace('_', ' ')}.", context={"status": status})
     return True
+
+
+def _export_failed(session: Session, req: DsarRequest, reason: str) -> None:
+    """Keep the request open, saying why its export is missing (audited when the reason is new)."""
+    log.warning("dsar request %s: export not written (%s); the maintenance pass tries again", req.id, reason)
+    if req.reason != reason:
+        req.reason = reason
+        audit.record(session, app_id=req.app_id, actor="system", action="dsar.export_failed",
+                     resource_type="dsar_request", resource_id=req.id, details={"reason": reason})
 
 
 def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[str, str]) -> list[dict[str, Any]]:
@@ -73,7 +94,6 @@ def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[s
 def _build_export(rt: Runtime, session: Session, req: DsarRequest, tasks: list[DsarTask], identity: dict[str, str],
                   *, keep_parts: bool) -> None:
     folder = export_dir(rt.settings, req.id)
-    folder.mkdir(parents=True, exist_ok=True)
     key = exports.unwrap(rt.keys, req.export_key, req.id)
     done = {t.store: t.counts for t in tasks if t.state == "done"}
     history = consent_history(rt, session, req.app_id, identity)

@@ -2,11 +2,14 @@
 
 Nothing holds a whole export in memory: records are written to encrypted parts as the stores yield them (file
 contents to encrypted blobs, chunk by chunk), the archive is assembled from the parts in one streaming pass, and
-downloads decrypt chunk by chunk.
+downloads decrypt chunk by chunk. A write the export folder refuses (full, read-only) raises ExportNotWritten, whose
+message names the reason and never a path; an archive is written under a temporary name and renamed once whole, so
+a half-written one is never where a download looks.
 """
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import os
@@ -14,6 +17,7 @@ import shutil
 import struct
 import zipfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +27,25 @@ from service.crypto import KeyMaterial
 
 CHUNK = 64 * 1024
 MAGIC = b"PSX1"
+
+
+class ExportNotWritten(Exception):
+    """The export folder refused a write: full, read-only or gone. The message says why, never where (paths name
+    the request and store only, but an operating-system message is not ours to vouch for)."""
+
+    def __init__(self, exc: OSError) -> None:
+        code = errno.errorcode.get(exc.errno or 0)
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(f"the export folder refused a write: {reason}" + (f" ({code})" if code else ""))
+
+
+@contextmanager
+def export_folder() -> Iterator[None]:
+    """Turn the operating system's refusal of an export write into ExportNotWritten."""
+    try:
+        yield
+    except OSError as exc:
+        raise ExportNotWritten(exc) from None
 
 
 def new_key(keys: KeyMaterial, request_id: str) -> tuple[bytes, bytes]:
@@ -42,8 +65,13 @@ class EncryptingWriter:
     def __init__(self, path: Path, key: bytes, label: str) -> None:
         self._aead, self._label, self._index = AESGCM(key), label.encode(), 0
         self._buffer = bytearray()
-        self._fh: IO[bytes] = path.open("wb")
-        self._fh.write(MAGIC)
+        with export_folder():
+            self._fh: IO[bytes] = path.open("wb")
+            try:
+                self._fh.write(MAGIC)
+            except BaseException:
+                self._fh.close()
+                raise
 
     def writable(self) -> bool:
         return True
@@ -56,20 +84,25 @@ class EncryptingWriter:
         return len(data)
 
     def flush(self) -> None:
-        self._fh.flush()
+        with export_folder():
+            self._fh.flush()
 
     def _seal(self, chunk: bytes, last: bool) -> None:
         nonce = os.urandom(12)
         aad = self._label + struct.pack(">Q?", self._index, last)
         sealed = self._aead.encrypt(nonce, chunk, aad)
-        self._fh.write(struct.pack(">I", len(sealed)) + nonce + sealed)
+        with export_folder():
+            self._fh.write(struct.pack(">I", len(sealed)) + nonce + sealed)
         self._index += 1
 
     def close(self) -> None:
         if self._fh.closed:
             return
-        self._seal(bytes(self._buffer), last=True)
-        self._fh.close()
+        try:
+            self._seal(bytes(self._buffer), last=True)
+        finally:
+            with export_folder():
+                self._fh.close()  # flushes: a full disk may refuse only now
 
     def __enter__(self) -> EncryptingWriter:
         return self
@@ -131,11 +164,14 @@ def write_part(parts: Path, store: str, key: bytes, request_id: str, records: It
     counts: dict[str, int] = {}
     files = parts / f"{store}.files"
     shutil.rmtree(files, ignore_errors=True)
+    with export_folder():
+        parts.mkdir(parents=True, exist_ok=True)
     with EncryptingWriter(parts / f"{store}.jsonl.enc", key, part_label(request_id, store)) as out:
         for index, record in enumerate(records):
             line: dict[str, Any] = {"category": record.category, "source": record.source, "fields": record.fields}
             if record.content is not None:
-                files.mkdir(exist_ok=True)
+                with export_folder():
+                    files.mkdir(exist_ok=True)
                 with record.content() as src, \
                         EncryptingWriter(files / f"{index}.enc", key, _file_label(request_id, store, index)) as dst:
                     shutil.copyfileobj(src, dst, CHUNK)  # type: ignore[misc]
@@ -162,7 +198,24 @@ def build_archive(out: Path, key: bytes, request_id: str, parts: dict[str, dict[
                   consent_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     """One zip (encrypted as it is written): stores/<store>/<category>.json, stores/<store>/files/...,
     consent/history.json, summary.json and an HTML page a person can read. Streams: one record or one chunk
-    of a file at a time."""
+    of a file at a time. Written beside `out` under a temporary name and renamed to `out` only once complete, so
+    `out` is always a whole archive (or absent), even when the disk fills up half-way; raises ExportNotWritten
+    then, having removed the partial file."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with export_folder():
+            out.parent.mkdir(parents=True, exist_ok=True)
+        _write_archive(partial, key, request_id, parts, part_dir, consent_history, summary)
+        with export_folder():
+            os.replace(partial, out)
+    except BaseException:
+        with suppress(OSError):  # a read-only folder refuses this too; there is nothing to remove then
+            partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_archive(out: Path, key: bytes, request_id: str, parts: dict[str, dict[str, int]], part_dir: Path,
+                   consent_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     with EncryptingWriter(out, key, f"export:{request_id}:archive") as sink, \
             zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:  # type: ignore[arg-type]
         for store, counts in parts.items():

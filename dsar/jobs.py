@@ -209,7 +209,6 @@ def _execute(rt: Runtime, work: _Work, store_name: str) -> tuple[dict[str, int],
     store = registry_for(rt).get(store_name)
     if work.kind in ("access", "portability"):
         parts = export_dir(rt.settings, work.request_id) / "parts"
-        parts.mkdir(parents=True, exist_ok=True)
         counts = exports.write_part(parts, store_name, work.export_key, work.request_id,  # type: ignore[arg-type]
                                     store.access(work.identity))
         return counts, {}, None

@@ -1,4 +1,5 @@
-"""The RQ cron scheduler's table (the Procfile's `scheduler:` line: `rq cron privacy.cron`): every domain's entries.
+"""The RQ cron scheduler's table (the Procfile's `scheduler:` line runs it through privacy.scheduler, which outlives
+a Redis outage; `rq cron privacy.cron` reads it too): every domain's entries.
 
 Today: retention's tick on the `retention` queue (RETENTION_TICK_SECONDS), the rights-request maintenance pass on
 `dsar` (DSAR_MAINTENANCE_SECONDS) and a full verification of the consent ledger on `default`

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
+import uuid
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker
+from rq.exceptions import StopRequested
 
 from privacy import load_models, wiring
 from service.runtime import Runtime, runtime
 from service.stores.registry import BUILTINS, registry_for
 
 log = logging.getLogger(__name__)
+
+FIRST_WAIT, MAX_WAIT = 1.0, 15.0  # seconds between looks at a Redis that is down (doubling)
 
 
 def preload() -> Runtime | None:
@@ -84,3 +91,34 @@ class ServiceWorker(Worker):
     def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
         after_fork(self._runtime)
         super().main_work_horse(*args, **kwargs)
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        """RQ's loop, started again when it ended on a lost Redis.
+
+        RQ waits for Redis only while it waits for a job: a Redis error anywhere else (after a job, in its
+        maintenance, while a job runs) ends the loop, and its teardown fails on the same error. The process then
+        exited, and the jobs the outbox and the scheduler send once Redis is back had no worker. This waits for
+        Redis and starts the loop again under a new name (the old one may still look alive in Redis)."""
+        while True:
+            try:
+                return super().work(burst, *args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                log.warning("worker %s: Redis lost (%s); waiting for it", self.name, type(exc).__name__)
+            if burst or self._stop_requested or not self._wait_for_redis():
+                return False
+            self.name = uuid.uuid4().hex
+
+    def _wait_for_redis(self) -> bool:
+        """Wait until Redis answers; False when a signal asked the worker to stop meanwhile."""
+        wait = FIRST_WAIT
+        while True:
+            try:
+                time.sleep(wait)
+                if self._stop_requested:
+                    return False
+                self.connection.ping()
+                return True
+            except (RedisConnectionError, RedisTimeoutError):
+                wait = min(wait * 2, MAX_WAIT)
+            except (StopRequested, KeyboardInterrupt):
+                return False

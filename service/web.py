@@ -23,6 +23,11 @@ def healthz() -> Any:
 
 @blp.get("/readyz")
 def readyz() -> Any:
+    """Ready (200) while the database answers: without it nothing works. Redis and the user-data stores are
+    checked and named in `down` when they fail, but leave the process ready ("degraded", 200): without Redis the
+    API still records consent and accepts rights requests (their jobs wait in the database's outbox), and a store
+    that is down only delays the tasks on it. Failing readiness for them would take every web process out of the
+    load balancer at once, for a dependency they share."""
     checks: dict[str, str] = {}
     try:
         with current_app.extensions["db"].engine.connect() as conn:
@@ -39,11 +44,13 @@ def readyz() -> Any:
             checks["redis"] = f"error: {type(exc).__name__}"
     for name, status in current_app.extensions["stores"].health().items():
         checks[f"store:{name}"] = status
-    ready = all(v == "ok" for v in checks.values())
+    down = [name for name, status in checks.items() if status != "ok"]
+    ready = checks["database"] == "ok"
     # Shown, not checked: e.g. a broken ledger is evidence to act on, not a reason to stop serving.
-    details = {detail.name: _read(detail) if checks["database"] == "ok" else detail.missing
+    details = {detail.name: _read(detail) if ready else detail.missing
                for detail in current_app.extensions["wiring"].readiness}
-    return jsonify(status="ready" if ready else "not ready", checks=checks, **details), 200 if ready else 503
+    status = "not ready" if not ready else "degraded" if down else "ready"
+    return jsonify(status=status, checks=checks, down=down, **details), 200 if ready else 503
 
 
 def _read(detail: ReadinessDetail) -> Any:

@@ -73,3 +73,57 @@ def test_verification_while_redis_is_down_is_not_an_error(throwaway_redis, base_
         throwaway_redis.stop()
         r = client.post(f"/v1/requests/{rid}/verify", json={"code": code_of(app, rid)}, headers=h)
         assert r.status_code == 200 and r.json["status"] == "in_progress", r.json
+
+
+
+def _registered(url: str) -> bool:
+    """Whether an rq worker and the cron scheduler have both announced themselves on the Redis at `url`."""
+    from redis import Redis
+    from rq import Worker
+    from rq.cron import CronScheduler
+
+    conn = Redis.from_url(url)
+    try:
+        return bool(Worker.all(connection=conn)) and bool(CronScheduler.all(conn))
+    finally:
+        conn.close()
+
+
+def test_the_procfiles_processes_finish_requests_submitted_while_redis_was_down(throwaway_redis, base_config,
+                                                                                tmp_path, key_for):
+    """No one runs `dsar maintain` by hand here: the Procfile's worker and scheduler live through the outage, and
+    the scheduler's maintenance pass dispatches the outbox once Redis is back (`rq cron` alone exited at the
+    outage's first tick: privacy.scheduler starts it again)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+    from tests.dsar.conftest import kill_with_horse
+    from tests.service.conftest import procfile_command
+
+    config = {**base_config, "REDIS_URL": throwaway_redis.url, "DSAR_MAINTENANCE_SECONDS": "1",
+              "PRIVACY_CONFIG": write_config(tmp_path, estate="estate.toml")}
+    env = {**os.environ, **config, "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    procs = {name: subprocess.Popen(["bash", "-c", "exec " + procfile_command(name)], cwd=ROOT, env=env,
+                                    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name in ("worker", "scheduler")}
+    try:
+        for app in _app(config):
+            client, h = app.test_client(), key_for(app, "dsar:submit,dsar:manage")
+            wait_for(lambda: _registered(throwaway_redis.url), timeout=60, interval=0.2)
+            throwaway_redis.stop()
+            r = client.post("/v1/requests", json=BODY, headers=h)
+            assert r.status_code == 202 and {t["state"] for t in r.json["tasks"]} == {"pending"}, r.json
+            time.sleep(4)  # the scheduler ticks every second: it meets the outage several times
+            assert {name: proc.poll() for name, proc in procs.items()} == {"worker": None, "scheduler": None}
+            throwaway_redis.start()  # back, and empty
+            done = wait_for(lambda: (body := client.get(f"/v1/requests/{r.json['id']}", headers=h).json)["status"]
+                            in FINAL and body, timeout=60, interval=0.5)
+            assert done["status"] == "completed", done
+            assert all(t["attempts"] == 1 for t in done["tasks"])
+    finally:
+        for proc in procs.values():
+            kill_with_horse(proc)

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from alembic import command
+from flask import Flask
 
-from tests.conftest import BACKENDS, ROOT, scratch_database
+from privacy import create_app
+from service.cli import alembic_config
+from service.tenancy import create_app_tenant, create_key
+from tests.conftest import BACKENDS, ROOT, ThrowawayPostgres, scratch_database
+
+PG_POLICY = {"key": "privacy", "title": "Privacy", "purposes": [{"key": "core", "description": "Run the service"}]}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -115,3 +122,30 @@ def sweep_headers(client, make_key) -> dict[str, str]:
     scopes = {scope for _, _, op, _ in _operations(_spec(client))
               for requirement in op.get("security", []) for scope in requirement.get("bearerAuth", [])}
     return make_key("app-a", ",".join(sorted(scopes)))
+
+
+# --- the app on a PostgreSQL server of the test's own (tests.conftest.throwaway_postgres) ---------------------
+
+@pytest.fixture
+def pg_app(throwaway_postgres: ThrowawayPostgres, tmp_path: Path) -> Iterator[Flask]:
+    """The app on the throwaway server, migrated, not in TESTING mode: an error answers as in production.
+    Its keys live in `tmp_path` (INSTANCE_PATH), which a web process started for the test must share."""
+    command.upgrade(alembic_config(throwaway_postgres.url), "head")
+    app = create_app({"DATABASE_URL": throwaway_postgres.url, "INSTANCE_PATH": str(tmp_path)})
+    yield app
+    app.extensions["db"].dispose()
+
+
+@pytest.fixture
+def pg_headers(pg_app: Flask) -> dict[str, str]:
+    """A key of app-a with every app scope, and the policy `privacy` (purpose `core`) in effect at version 1."""
+    with pg_app.extensions["db"].session() as session:
+        create_app_tenant(session, "app-a")
+        _, secret = create_key(session, "app-a", frozenset({"admin", "consent:read", "consent:write",
+                                                             "dsar:submit", "dsar:manage"}))
+    headers = {"Authorization": f"Bearer {secret}"}
+    client = pg_app.test_client()
+    assert client.post("/v1/policies", json=PG_POLICY, headers=headers).status_code == 201
+    assert client.post("/v1/policies/privacy/versions", json={"version": "1", "text": "t", "material": True},
+                       headers=headers).status_code == 201
+    return headers

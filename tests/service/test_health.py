@@ -6,4 +6,4 @@ def test_healthz(client):
 def test_readyz_checks_database(client):
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json["checks"]["database"] == "ok"
+    assert r.json["checks"]["database"] == "ok" and r.json["status"] == "ready" and r.json["down"] == []
