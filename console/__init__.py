@@ -17,6 +17,7 @@ def register(wiring: Wiring) -> None:
         account_pages,
         app_pages,
         consent_pages,
+        governance_pages,
         hold_pages,
         incident_pages,
         overview_pages,

@@ -77,6 +77,7 @@ class NavItem:
     label: Callable[[], str]
     capability: str
     current: tuple[str, ...]  # the endpoints under this entry (marked as the current page)
+    company_wide: bool = False  # records spanning every app: shown only to operators of every app
 
 
 NAV: list[NavItem] = [
@@ -91,6 +92,9 @@ NAV: list[NavItem] = [
     NavItem("console.consent_page", lambda: gettext("Consent"), READ, ("console.consent_page",)),
     NavItem("console.incidents_list", lambda: gettext("Incidents"), READ,
             ("console.incidents_list", "console.incident_page")),
+    NavItem("console.governance_page", lambda: gettext("Governance"), READ,
+            ("console.governance_page", "console.ropa_page", "console.assessments_page", "console.assessment_page",
+             "console.processors_page"), company_wide=True),
     NavItem("console.apps_page", lambda: gettext("Apps and keys"), ADMIN,
             ("console.apps_page", "console.key_revoke_confirm")),
 ]
@@ -104,7 +108,9 @@ def role_names() -> dict[str, str]:
 @blp.context_processor
 def _chrome() -> dict[str, Any]:
     def nav() -> list[dict[str, Any]]:
-        return [{"endpoint": i.endpoint, "label": i.label(), "current": i.current} for i in NAV if can(i.capability)]
+        everything = app_filter() is None
+        return [{"endpoint": i.endpoint, "label": i.label(), "current": i.current} for i in NAV
+                if can(i.capability) and (everything or not i.company_wide)]
 
     def operator_apps() -> list[str]:
         from flask import current_app

@@ -60,6 +60,12 @@ MATRIX = {
     "console.incident_assess": ("POST", "/console/incidents/{incident}/assess", ADMINS),
     "console.incident_report": ("GET", "/console/incidents/{incident}/report", EVERYONE),
     "console.incident_record": ("GET", "/console/incidents/{incident}/record", EVERYONE),
+    "console.governance_page": ("GET", "/console/governance", EVERYONE),
+    "console.ropa_page": ("GET", "/console/governance/ropa", EVERYONE),
+    "console.ropa_csv": ("GET", "/console/governance/ropa.csv", EVERYONE),
+    "console.assessments_page": ("GET", "/console/governance/assessments", EVERYONE),
+    "console.assessment_page": ("GET", "/console/governance/assessments/{assessment}", EVERYONE),
+    "console.processors_page": ("GET", "/console/governance/processors", EVERYONE),
     "console.signout_everywhere": ("POST", "/console/signout-everywhere", EVERYONE),
 }
 APP_ROUTES = ("console.request_detail", "console.certificate", "console.identity", "console.confirm", "console.act")
@@ -93,7 +99,7 @@ def objects(app, client, make_key) -> dict[str, str]:
     with app.extensions["db"].sessions() as session:
         key = session.scalars(select(ApiKey.key_id)).first()
     return {"hold": hold.json["id"], "policy": "uploads.avatars", "run": run.json["id"], "key": key,
-            "incident": incident.json["id"]}
+            "incident": incident.json["id"], "assessment": "no-such-assessment"}
 
 
 @pytest.fixture

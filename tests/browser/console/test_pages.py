@@ -58,7 +58,8 @@ def test_every_page_is_light_local_and_accessible_and_the_readme_s_screenshots(
     assert incident.status_code == 201, incident.json
     paths += [f"/console/requests/{request_id}", f"/console/requests/{request_id}/identity",
               "/console/requests?overdue=yes", "/console/requests?state=open&sort=received",
-              f"/console/incidents/{incident.json['id']}", "/console/incidents?overdue=yes"]
+              f"/console/incidents/{incident.json['id']}", "/console/incidents?overdue=yes",
+              "/console/governance/ropa", "/console/governance/assessments", "/console/governance/processors"]
     for path in paths:
         network.load(page, path)
         assert page.title(), path
