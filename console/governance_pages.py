@@ -32,22 +32,22 @@ def governance_page() -> Any:
     return page("console/governance.html", findings=found)
 
 
+def _ropa() -> dict[str, Any]:
+    _company_wide()
+    with current_app.extensions["db"].sessions() as session:
+        return ropa.build(session, _stores(), current_app.config["SETTINGS"])
+
+
 @blp.get("/governance/ropa")
 @require(READ)
 def ropa_page() -> Any:
-    _company_wide()
-    with current_app.extensions["db"].sessions() as session:
-        record = ropa.build(session, _stores(), current_app.config["SETTINGS"])
-    return page("console/ropa.html", record=record)
+    return page("console/ropa.html", record=_ropa())
 
 
 @blp.get("/governance/ropa.csv")
 @require(READ)
 def ropa_csv() -> Any:
-    _company_wide()
-    with current_app.extensions["db"].sessions() as session:
-        record = ropa.build(session, _stores(), current_app.config["SETTINGS"])
-    return Response(ropa.to_csv(record), mimetype="text/csv",
+    return Response(ropa.to_csv(_ropa()), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="ropa.csv"'})
 
 
