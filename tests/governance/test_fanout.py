@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,3 +242,34 @@ def test_another_app_sees_404_and_a_replayed_completion_or_a_lost_job_sends_noth
     assert fanout.sweep(rt) == {"taken_back": 0, "enqueued": 0}
     assert len(crm.received) == 1
 
+
+
+def test_on_real_workers_a_notice_lost_from_redis_is_sent_again_from_the_database(
+        worker_config, tmp_path, start_worker, receivers, redis_url):
+    """The production shape: a `dsar` worker closes the erasure; the webhook job is lost from Redis before any
+    `default` worker runs; the sweep finds the notice in the database and a worker delivers it, once."""
+    from redis import Redis
+
+    config = {**worker_config, "PRIVACY_CONFIG": write_config(tmp_path, estate="estate.toml")}
+    apps = _app(config)
+    app, workers = next(apps), []
+    try:
+        client, headers = app.test_client(), key(app, "mi-home", f"{ALL},{GOVERN}")
+        crm = receivers()
+        register(client, headers, "crm", ["contact"], erasure_webhook=crm.url)
+        workers.append(start_worker("dsar", config=config))
+        req = erase(client, headers, "2")
+        assert states(client, headers, req["id"])["crm"]["state"] == "pending"
+        redis = Redis.from_url(redis_url)
+        assert redis.delete("rq:queue:default") == 1  # Redis lost the queued delivery
+        redis.close()
+        workers.append(start_worker("default", config=config))
+        assert fanout.sweep(app.extensions["runtime"]) == {"taken_back": 0, "enqueued": 1}
+        wait_for(lambda: states(client, headers, req["id"])["crm"]["state"] == "acknowledged")
+        assert len(crm.received) == 1
+        assert fanout.sweep(app.extensions["runtime"]) == {"taken_back": 0, "enqueued": 0}
+    finally:
+        for proc in workers:  # before the tables are emptied
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        next(apps, None)
