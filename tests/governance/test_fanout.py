@@ -224,7 +224,7 @@ def test_unacknowledged_after_n_days_is_a_finding_until_acknowledged(fan_app, he
     assert set(found()) == {"down"}
 
 
-def test_another_app_sees_404_and_a_replayed_completion_or_a_lost_job_sends_nothing_twice(
+def test_another_app_sees_404_a_replay_sends_nothing_and_a_dead_worker_s_notice_is_sent_again(
         fan_app, headers, receivers):
     client = fan_app.test_client()
     crm = receivers()
@@ -241,6 +241,14 @@ def test_another_app_sees_404_and_a_replayed_completion_or_a_lost_job_sends_noth
         assert fanout.on_erasure_completed(rt, session, event) == []
     assert fanout.sweep(rt) == {"taken_back": 0, "enqueued": 0}
     assert len(crm.received) == 1
+    # A worker that died mid-POST leaves the notice `sending`: once its lease lapsed the sweep sends it again,
+    # under the same notice id (the receiver drops the duplicate), and it ends acknowledged.
+    with rt.db.session() as session:
+        session.execute(update(ErasureNotice).values(state="sending", acknowledged_at=None,
+                                                     lease_until=utcnow() - timedelta(seconds=1)))
+    assert fanout.sweep(rt) == {"taken_back": 1, "enqueued": 1}
+    assert len(crm.received) == 2 and len({r["headers"]["X-Privacy-Notice"] for r in crm.received}) == 1
+    assert states(client, headers, req["id"])["crm"]["state"] == "acknowledged"
 
 
 
