@@ -34,6 +34,7 @@ from service import audit
 from service.config import env_int
 from service.db import utcnow
 from service.errors import NotFound
+from service.mail.models import MailMessage
 from service.runtime import Runtime, runtime
 from service.wiring import ErasureCompleted
 
@@ -241,17 +242,22 @@ def acknowledge(session: Session, token: str) -> ErasureNotice:
     return notice
 
 
-def notices_of(session: Session, request_id: str) -> list[ErasureNotice]:
-    return list(session.scalars(select(ErasureNotice).where(ErasureNotice.request_id == request_id)
-                                .order_by(ErasureNotice.processor_key)))
+def notices_of(session: Session, request_id: str) -> list[dict[str, Any]]:
+    """The request's notices as the API shows them, with each email's outbox state (one query)."""
+    rows = session.execute(select(ErasureNotice, MailMessage.state)
+                           .outerjoin(MailMessage, MailMessage.id == ErasureNotice.mail_id)
+                           .where(ErasureNotice.request_id == request_id)
+                           .order_by(ErasureNotice.processor_key)).all()
+    return [view(notice, mail_state) for notice, mail_state in rows]
 
 
-def view(notice: ErasureNotice) -> dict[str, Any]:
-    """A notice as the API shows it (never the payload nor the token)."""
+def view(notice: ErasureNotice, mail_state: str | None = None) -> dict[str, Any]:
+    """A notice as the API shows it (never the payload nor the token). `mail_state`: the email's outbox row
+    (queued, sending, sent, failed, unconfirmed), so a `sent` notice whose email bounced shows it."""
     return {"id": notice.id, "processor": notice.processor_key, "channel": notice.channel,
             "categories": list(notice.categories), "state": notice.state, "attempts": notice.attempts,
-            "last_error": notice.last_error, "created_at": notice.created_at, "sent_at": notice.sent_at,
-            "acknowledged_at": notice.acknowledged_at}
+            "last_error": notice.last_error, "mail_state": mail_state, "created_at": notice.created_at,
+            "sent_at": notice.sent_at, "acknowledged_at": notice.acknowledged_at}
 
 
 def unacknowledged(session: Session, older_than: datetime) -> list[ErasureNotice]:

@@ -284,4 +284,4 @@ def request_processors(request_id: str) -> Any:
         req = session.get(DsarRequest, request_id)
         if req is None or req.app_id != app_id:
             abort(404, message=f"no request {request_id!r}")
-        return [fanout.view(n) for n in fanout.notices_of(session, request_id)]
+        return fanout.notices_of(session, request_id)

@@ -125,6 +125,8 @@ class NoticeOut(Schema):
     state = fields.String(validate=validate.OneOf(NOTICE_STATES))
     attempts = fields.Integer(metadata={"description": "webhook deliveries tried (email: the outbox retries)"})
     last_error = fields.String(allow_none=True)
+    mail_state = fields.String(allow_none=True, metadata={
+        "description": "email only: the outbox row's state (queued, sending, sent, failed, unconfirmed)"})
     created_at = fields.DateTime()
     sent_at = fields.DateTime(allow_none=True)
     acknowledged_at = fields.DateTime(allow_none=True)

@@ -157,7 +157,7 @@ def test_webhook_is_signed_and_only_processors_of_erased_categories_are_told(fan
     shown = states(client, headers, req["id"])
     assert set(shown) == {"crm"}
     assert shown["crm"]["state"] == "acknowledged" and shown["crm"]["attempts"] == 1
-    assert shown["crm"]["acknowledged_at"] is not None
+    assert shown["crm"]["acknowledged_at"] is not None and shown["crm"]["mail_state"] is None
 
 
 def test_receiver_failing_twice_gets_it_once_and_it_ends_acknowledged(fan_app, headers, receivers):
@@ -188,6 +188,7 @@ def test_email_processor_gets_the_message_and_acknowledges_by_its_link(fan_app, 
     text = message.get_body(("plain",)).get_content()
     assert "- contact" in text and "- avatars" in text and "user_id: 4" in text
     assert states(client, headers, req["id"])["mailer"]["state"] == "sent"
+    wait_for(lambda: states(client, headers, req["id"])["mailer"]["mail_state"] == "sent")
     path = ACK.search(text).group(1)
     r = client.post(path)
     assert r.status_code == 200 and r.json["state"] == "acknowledged"
