@@ -21,6 +21,7 @@ from service import audit
 from service.db import utcnow
 from service.runtime import Runtime
 from service.stores.registry import registry_for
+from service.wiring import ErasureCompleted, installed
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
                 return False
         elif req.type == "erasure":
             _certify_erasure(rt, session, req, tasks, identity)
+            _announce_erasure(rt, session, req, status, tasks, identity)
     req.reason = f"failed stores: {', '.join(failed)}" if failed else None
     transition(session, req, status, actor, req.reason or reason or "every task finished", failed=failed)
     notify.send(session, rt, req, f"request_{status}",
@@ -78,6 +80,16 @@ def _export_failed(session: Session, req: DsarRequest, reason: str) -> None:
         req.reason = reason
         audit.record(session, app_id=req.app_id, actor="system", action="dsar.export_failed",
                      resource_type="dsar_request", resource_id=req.id, details={"reason": reason})
+
+
+def _announce_erasure(rt: Runtime, session: Session, req: DsarRequest, status: str, tasks: list[DsarTask],
+                      identity: dict[str, str]) -> None:
+    """Tell the listeners (governance's processor fan-out) in this transaction: it commits with the closing."""
+    categories = frozenset(c for t in tasks if t.state == "done" for c in t.counts)
+    event = ErasureCompleted(request_id=req.id, app_id=req.app_id, status=status, categories=categories,
+                             identity=dict(identity))
+    for hook in installed().on_erasure_completed:
+        hook(rt, session, event)
 
 
 def consent_history(rt: Runtime, session: Session, app_id: int, identity: dict[str, str]) -> list[dict[str, Any]]:

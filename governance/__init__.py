@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Governance's routes, `flask governance`, its tables, and the scheduler's drift check."""
-    from governance import cli, jobs, routes
+    """Governance's routes, `flask governance`, its tables, the scheduler's drift check and the erasure fan-out."""
+    from governance import cli, fanout, jobs, routes
     from service.config import load_settings
     from service.wiring import CronEntry
 
-    wiring.blueprints.append(routes.blp)
+    wiring.blueprints += [routes.blp, routes.requests_blp, routes.acks_blp]
     wiring.cli_groups.append(cli.governance_cli)
     wiring.model_modules.append("governance.models")
     wiring.job_modules.append("governance.jobs")
@@ -30,3 +30,7 @@ def register(wiring: Wiring) -> None:
     wiring.cron.append(CronEntry(jobs.check_drift, queue="default",
                                  interval=lambda: jobs.drift_seconds(load_settings()),
                                  job_timeout=600, result_ttl=600))
+    # Erasure fan-out: dsar calls this when an erasure request closes; the sweep re-sends what Redis lost.
+    wiring.on_erasure_completed.append(fanout.on_erasure_completed)
+    wiring.cron.append(CronEntry(jobs.sweep_notices, queue=fanout.QUEUE, interval=60, job_timeout=600,
+                                 result_ttl=600))

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from governance import assessments, findings, ropa
+from governance import assessments, fanout, findings, ropa
 from governance.processors import Actor
 
 governance_cli = AppGroup("governance", help="Records of processing, findings, assessments and processors.")
@@ -60,7 +60,7 @@ def ropa_snapshot() -> None:
 def findings_list(as_json: bool) -> None:
     """List open findings; exits 1 when there is any (for a CI or cron check)."""
     with current_app.extensions["db"].session() as session:
-        found = findings.findings(session, _stores())
+        found = findings.findings(session, _stores(), ack_days=fanout.ack_days(_rt().settings.env))
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
     else:

@@ -3,26 +3,27 @@ about first. Each finding has a stable id (kind:subject), so it can be tracked w
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from consent.schemas import LAWFUL_BASES
-from governance import assessments, facts, processors
+from governance import assessments, facts, fanout, processors
 from service.db import utcnow
 
 KINDS = ("purpose_without_lawful_basis", "category_without_retention", "category_not_covered",
          "processor_review_not_current", "third_party_not_registered", "assessment_review_needed",
-         "assessment_review_due")
+         "assessment_review_due", "erasure_notice_unacknowledged")
 
 
 def _finding(kind: str, subject: str, message: str, **details: Any) -> dict[str, Any]:
     return {"id": f"{kind}:{subject}", "kind": kind, "subject": subject, "message": message, "details": details}
 
 
-def findings(session: Session, stores: Any, today: date | None = None) -> list[dict[str, Any]]:
-    """Every open finding, by kind then subject. Refreshes assessments' drift first (the caller commits)."""
+def findings(session: Session, stores: Any, today: date | None = None, ack_days: int = 7) -> list[dict[str, Any]]:
+    """Every open finding, by kind then subject. Refreshes assessments' drift first (the caller commits).
+    `ack_days`: an erasure notice not acknowledged that many days after it was made is a finding."""
     today = today or utcnow().date()
     assessments.refresh(session, stores)
     out = []
@@ -60,6 +61,11 @@ def findings(session: Session, stores: Any, today: date | None = None) -> list[d
         elif a.state == "approved" and a.review_due is not None and a.review_due < today:
             out.append(_finding("assessment_review_due", a.id, f"assessment {a.title!r}: review was due",
                                 review_due=a.review_due.isoformat()))
+    for n in fanout.unacknowledged(session, utcnow() - timedelta(days=ack_days)):
+        out.append(_finding("erasure_notice_unacknowledged", n.id,
+                            f"processor {n.processor_key} has not acknowledged erasure request {n.request_id}",
+                            request=n.request_id, processor=n.processor_key, channel=n.channel, state=n.state,
+                            created_at=n.created_at.isoformat()))
     return sorted(out, key=lambda f: (KINDS.index(f["kind"]), f["subject"]))
 
 
@@ -67,6 +73,7 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def open_findings(session: Session, stores: Any, today: date | None = None) -> list[dict[str, Any]]:
+def open_findings(session: Session, stores: Any, today: date | None = None,
+                  ack_days: int = 7) -> list[dict[str, Any]]:
     """The findings open now (for the evidence pack); same as `findings`."""
-    return findings(session, stores, today)
+    return findings(session, stores, today, ack_days)

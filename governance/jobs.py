@@ -1,9 +1,10 @@
 """Job entry points: the scheduled drift check of approved assessments (idempotent: it only re-derives facts and
-marks what changed; running it twice marks nothing more)."""
+marks what changed; running it twice marks nothing more), and the erasure notices' sweep (their delivery job is
+`governance.fanout.deliver`, preloaded through this module)."""
 
 from __future__ import annotations
 
-from governance import assessments
+from governance import assessments, fanout
 from service.config import Settings, env_int
 from service.runtime import runtime
 from service.stores.registry import registry_for
@@ -19,3 +20,8 @@ def check_drift() -> list[str]:
     rt = runtime()
     with rt.db.session() as session:
         return [a.id for a in assessments.refresh(session, registry_for(rt))]
+
+
+def sweep_notices() -> dict[str, int]:
+    """The cron job: re-enqueue due erasure notices and take back those whose worker died."""
+    return fanout.sweep(runtime())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, utcnow
@@ -15,6 +15,7 @@ ROLES = ("processor", "sub-processor", "independent controller")
 REVIEW_RESULTS = ("passed", "passed_with_actions", "failed")
 ASSESSMENT_STATES = ("draft", "in_review", "approved", "changes_requested", "review_needed")
 SECTIONS = ("collection", "storage", "use", "destruction")
+NOTICE_STATES = ("pending", "sending", "sent", "acknowledged", "failed")
 
 
 class Processor(Base):
@@ -108,3 +109,33 @@ class Assessment(Base):
     token: Mapped[str | None] = mapped_column(Text)  # the signed, frozen assessment (JWS)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ErasureNotice(Base):
+    """One erasure notice to one processor for one completed erasure request (at most one per pair).
+
+    Keyed by the processor's key, not its row, so the history outlives a processor removed from the register.
+    `payload` is the message body sealed with the field key (bound to this row); `ack_token_sha256` the hash of the
+    email's acknowledgement link token (the token itself is only in the email).
+    """
+
+    __tablename__ = "governance_erasure_notices"
+    __table_args__ = (UniqueConstraint("request_id", "processor_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
+    processor_key: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(10))  # webhook | email
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    ack_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    mail_id: Mapped[str | None] = mapped_column(String(36))
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]

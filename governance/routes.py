@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app
+from flask_smorest import abort
 
-from governance import assessments, findings, processors, ropa, schemas
+from governance import assessments, fanout, findings, processors, ropa, schemas
 from governance.processors import Actor
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
@@ -17,6 +18,12 @@ from service.db import utcnow
 blp = ApiBlueprint("governance", __name__, url_prefix="/v1/governance",
                    description="Processors, records of processing, findings and privacy impact assessments")
 WRITE, READ = "platform:governance", "platform:read"
+# The erasure notices of a rights request, beside the request's own routes (its app's key sees them).
+requests_blp = ApiBlueprint("governance_requests", __name__, url_prefix="/v1/requests",
+                            description="Which processors were told of an erasure, and whether they acknowledged")
+# Outside /v1 (where every endpoint takes an API key): a processor acknowledges with its notice's token alone.
+acks_blp = ApiBlueprint("governance_acks", __name__, url_prefix="/governance/erasure-acks",
+                        description="Processors acknowledge erasure notices sent by email (the link's token)")
 
 
 def _db() -> Any:
@@ -171,7 +178,7 @@ def list_findings(args: dict[str, Any]) -> Any:
     """Open gaps: purposes without lawful basis, categories without retention or purpose, processors without a
     current review, third parties not registered, assessments whose facts changed or whose review is due."""
     with _db().session() as session:
-        found = findings.findings(session, _stores())
+        found = findings.findings(session, _stores(), ack_days=fanout.ack_days(_rt().settings.env))
     return [f for f in found if args["kind"] in (None, f["kind"])]
 
 
@@ -250,3 +257,31 @@ def request_changes(data: dict[str, Any], assessment_id: str) -> Any:
     with _db().session() as session:
         return _view(session, assessments.request_changes(session, _actor(), assessment_id, data["reviewer"],
                                                           data["comment"]))
+
+
+# --- erasure fan-out ------------------------------------------------------------------------------------------
+
+@acks_blp.post("/<token>")
+@acks_blp.response(200, schemas.AckOut)
+def acknowledge_erasure(token: str) -> Any:
+    """A processor acknowledges an erasure notice sent by email: the link in the email, opened with POST. No API
+    key: the single notice's random token is the credential. Idempotent (a second call answers the same)."""
+    with _db().session() as session:
+        notice = fanout.acknowledge(session, token)
+        return {"notice": notice.id, "state": notice.state, "acknowledged_at": notice.acknowledged_at}
+
+
+@requests_blp.get("/<request_id>/processors")
+@require_scope("dsar:manage", "dsar:submit")
+@requests_blp.response(200, schemas.NoticeOut(many=True))
+def request_processors(request_id: str) -> Any:
+    """Each processor told of this erasure request: channel, state (pending, sending, sent, acknowledged,
+    failed), attempts, last error and times. Another app's request is 404."""
+    from dsar.models import DsarRequest
+
+    app_id = current_principal().app_id
+    with _db().session() as session:
+        req = session.get(DsarRequest, request_id)
+        if req is None or req.app_id != app_id:
+            abort(404, message=f"no request {request_id!r}")
+        return fanout.notices_of(session, request_id)

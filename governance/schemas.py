@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from governance.models import ASSESSMENT_STATES, REVIEW_RESULTS, ROLES, SECTIONS
+from governance.models import ASSESSMENT_STATES, NOTICE_STATES, REVIEW_RESULTS, ROLES, SECTIONS
 from service.fields import Email, Text, Url
 
 KEY = validate.Regexp(r"^[a-z0-9][a-z0-9_.-]{0,99}$", error="use 1-100 lowercase letters, digits, '_', '.', '-'")
@@ -115,6 +115,27 @@ class FindingOut(Schema):
     subject = fields.String()
     message = fields.String()
     details = fields.Dict()
+
+
+class NoticeOut(Schema):
+    id = fields.String()
+    processor = fields.String(metadata={"description": "the processor's key in the register"})
+    channel = fields.String(validate=validate.OneOf(("webhook", "email")))
+    categories = fields.List(fields.String(), metadata={"description": "the erased categories it receives"})
+    state = fields.String(validate=validate.OneOf(NOTICE_STATES))
+    attempts = fields.Integer(metadata={"description": "webhook deliveries tried (email: the outbox retries)"})
+    last_error = fields.String(allow_none=True)
+    mail_state = fields.String(allow_none=True, metadata={
+        "description": "email only: the outbox row's state (queued, sending, sent, failed, unconfirmed)"})
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+    acknowledged_at = fields.DateTime(allow_none=True)
+
+
+class AckOut(Schema):
+    notice = fields.String()
+    state = fields.String()
+    acknowledged_at = fields.DateTime()
 
 
 class FindingQuery(Schema):

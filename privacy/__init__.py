@@ -17,6 +17,7 @@ from service import cli, mail, pages
 from service.app import build_app
 from service.db import MODEL_MODULES
 from service.wiring import Wiring
+from service.wiring import install as install_wiring
 
 # The domain packages, each with a `register(wiring)`. Adding a domain is one line here (and its migration).
 DOMAINS = (
@@ -41,6 +42,7 @@ def wiring() -> Wiring:
     mail.register(wired)  # shared, not a domain: its delivery job and sweep
     for name in (*DOMAINS, *FACES):
         importlib.import_module(name).register(wired)
+    install_wiring(wired)  # for the hooks code without Flask calls (e.g. on_erasure_completed in a job)
     return wired
 
 

@@ -56,6 +56,19 @@ class ReadinessDetail:
     missing: Any = None
 
 
+@dataclass(frozen=True)
+class ErasureCompleted:
+    """An erasure request that has just closed (`completed` or `partially_completed`), as the rights-request domain
+    hands it to whoever listens: the categories erased in the stores that succeeded, and the request's identity
+    fields in clear (for notices to recipients that hold the same person's data; never to be stored in clear)."""
+
+    request_id: str
+    app_id: int
+    status: str
+    categories: frozenset[str]
+    identity: dict[str, str]
+
+
 @dataclass
 class Wiring:
     """The domains' contributions, in DOMAINS order."""
@@ -72,3 +85,19 @@ class Wiring:
     readiness: list[ReadinessDetail] = field(default_factory=list)
     # GET /v1/datamap: (session) -> what retention applies to a (store, category); no lookup, no retention shown.
     datamap_lookup: Callable[[Session], RetentionLookup] | None = None
+    # Called in the transaction that closes an erasure request (before it commits): (runtime, session, event).
+    on_erasure_completed: list[Callable[[Runtime, Session, ErasureCompleted], None]] = field(default_factory=list)
+
+
+_installed = Wiring()
+
+
+def install(wiring: Wiring) -> None:
+    """The composition root hands its Wiring over, so code without Flask (a job) reaches the domains' hooks."""
+    global _installed
+    _installed = wiring
+
+
+def installed() -> Wiring:
+    """The Wiring the composition root installed (an empty one before it did)."""
+    return _installed

@@ -22,7 +22,11 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
                                     "result_ttl": 600},
         "governance.jobs.check_drift": {"queue_name": "default", "interval": 3600, "job_timeout": 600,
                                         "result_ttl": 600},
+        "governance.jobs.sweep_notices": {"queue_name": "default", "interval": 60, "job_timeout": 600,
+                                          "result_ttl": 600},
     }
+    assert [f"{h.__module__}.{h.__name__}" for h in wired.on_erasure_completed] == [
+        "governance.fanout.on_erasure_completed"]
     assert {"retention.jobs", "dsar.jobs", "dsar.maintenance"} <= set(wired.job_modules)
     assert {"consent.models", "dsar.models", "retention.models"} <= set(wired.model_modules)
 
