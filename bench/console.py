@@ -223,7 +223,8 @@ def check_pages(server: Server, cookie: str, conninfo: str) -> dict[str, int]:
 
 def breakdown(config: dict[str, str], password: str, rounds: int = 20) -> dict[str, tuple[float, list[Any]]]:
     """Each page rendered in this process (Flask's test client, no HTTP), one at a time: the median time of a
-    request, and the median time of each SQL statement it sends (the rest is Python: the session check, Jinja,
+    request, and each SQL statement's time per request (its total over the measured requests divided by their
+    number, so a statement the page caches counts its share; the rest is Python: the session check, Jinja,
     Babel). Shows where the served figures' time goes when one misses its target."""
     import logging
 
@@ -254,15 +255,16 @@ def breakdown(config: dict[str, str], password: str, rounds: int = 20) -> dict[s
     found = {}
     for path in (QUEUE, OVERVIEW):
         totals, per_statement = [], {}
-        for _ in range(rounds + 3):
+        for n in range(rounds + 3):
             spent.clear()
             began = time.perf_counter()
             if client.get(path).status_code != 200:
                 raise RuntimeError(f"in-process {path} did not answer 200")
             totals.append(time.perf_counter() - began)
-            for sql, seconds in spent:
+            for sql, seconds in spent if n >= 3 else ():  # the first three warm the caches up
                 per_statement.setdefault(sql, []).append(seconds)
-        statements = sorted(((statistics.median(v[3:] or v), sql) for sql, v in per_statement.items()), reverse=True)
+        statements = sorted(((sum(v) / rounds, f"{text} (in {len(v)} of {rounds})")
+                             for text, v in per_statement.items()), reverse=True)
         found[path] = (statistics.median(totals[3:]), statements)
     event.remove(engine, "before_cursor_execute", before)
     event.remove(engine, "after_cursor_execute", after)
@@ -271,7 +273,7 @@ def breakdown(config: dict[str, str], password: str, rounds: int = 20) -> dict[s
 
 
 def print_breakdown(found: dict[str, tuple[float, list[Any]]]) -> None:
-    print("\nwhere a page's time goes (in this process, one request at a time, medians):")
+    print("\nwhere a page's time goes (in this process, one request at a time; statements per request):")
     for path, (total, statements) in found.items():
         sql = sum(seconds for seconds, _ in statements)
         print(f"  {path}: {1000 * total:.1f} ms, of which SQL {1000 * sql:.1f} ms in {len(statements)} statements, "
