@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(wiring: Wiring) -> None:
     """Governance's routes, `flask governance`, its tables, and the scheduler's drift check."""
-    from governance import cli, jobs, routes
+    from governance import cli, evidence_cli, jobs, routes
     from service.config import load_settings
     from service.wiring import CronEntry
 
@@ -25,6 +25,7 @@ def register(wiring: Wiring) -> None:
     wiring.cli_groups.append(cli.governance_cli)
     wiring.model_modules.append("governance.models")
     wiring.job_modules.append("governance.jobs")
+    evidence_cli.register(wiring)  # the audit evidence pack (`flask evidence`, its job, governance's section)
     # Approved assessments are also checked on every read; the schedule catches those nobody reads.
     # GOVERNANCE_DRIFT_SECONDS sets how often (default 3600).
     wiring.cron.append(CronEntry(jobs.check_drift, queue="default",

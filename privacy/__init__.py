@@ -16,6 +16,7 @@ from flask import Flask
 from service import cli, mail, pages
 from service.app import build_app
 from service.db import MODEL_MODULES
+from service.evidence import KEYS_SECTION
 from service.wiring import Wiring
 
 # The domain packages, each with a `register(wiring)`. Adding a domain is one line here (and its migration).
@@ -38,6 +39,7 @@ def wiring() -> Wiring:
     """What every domain registers, in DOMAINS order (built once per process)."""
     wired = Wiring()
     mail.register(wired)  # shared, not a domain: its delivery job and sweep
+    wired.evidence.append(KEYS_SECTION)  # shared: API key and signing-key history in the evidence pack
     for name in (*DOMAINS, *FACES):
         importlib.import_module(name).register(wired)
     return wired

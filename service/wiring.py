@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flask_smorest import Blueprint
     from sqlalchemy.orm import Session
 
+    from service.evidence import EvidenceSection
     from service.pages import PageBlueprint
     from service.runtime import Runtime
     from service.stores.datamap import RetentionLookup
@@ -72,3 +73,5 @@ class Wiring:
     readiness: list[ReadinessDetail] = field(default_factory=list)
     # GET /v1/datamap: (session) -> what retention applies to a (store, category); no lookup, no retention shown.
     datamap_lookup: Callable[[Session], RetentionLookup] | None = None
+    # The audit evidence pack's sections (`flask evidence export`), in DOMAINS order.
+    evidence: list[EvidenceSection] = field(default_factory=list)
