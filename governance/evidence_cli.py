@@ -52,5 +52,14 @@ def verify_cmd(pack: str) -> None:
 
 def register(wiring: Wiring) -> None:
     """The pack's command, its API job and governance's own section."""
+    from governance import evidence_jobs, evidence_routes
+    from service.wiring import CronEntry
+
     wiring.cli_groups.append(evidence_cli)
     wiring.evidence.append(evidence.SECTION)
+    wiring.blueprints.append(evidence_routes.blp)
+    wiring.model_modules.append("governance.evidence_models")
+    wiring.job_modules.append("governance.evidence_jobs")
+    # Exports a dead worker or a lost Redis job left behind are dispatched again within a minute.
+    wiring.cron.append(CronEntry(evidence_jobs.reconcile, queue="default", interval=60, job_timeout=60,
+                                 result_ttl=600))
