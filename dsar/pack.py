@@ -24,10 +24,9 @@ def write(session: Session, ctx: Context, pack: PackWriter) -> dict[str, Any]:
     p = ctx.period
     d = DsarRequest
     stmt = (select(d.id, d.app_id, d.type, d.status, d.jurisdiction, d.received_at, d.due_at, d.extended_at,
-                   d.verified_at, d.closed_at, d.certificate)
+                   d.verified_at, d.closed_at)
             .where(d.received_at >= p.start, d.received_at < p.end))
     stats: dict[tuple[str, str], dict[str, int]] = {}
-    certificates: list[str] = []  # request ids only; the tokens are re-read below, one batch at a time
 
     def rows() -> Any:
         for r in keyset(session, stmt, d.id):
@@ -39,8 +38,6 @@ def write(session: Session, ctx: Context, pack: PackWriter) -> dict[str, Any]:
             s["extended"] += r.extended_at is not None
             if on_time is not None:
                 s["onTime" if on_time else "late"] += 1
-            if r.certificate is not None:
-                certificates.append(r.id)
             yield {"id": r.id, "app": r.app_id, "type": r.type, "status": r.status, "jurisdiction": r.jurisdiction,
                    "receivedAt": r.received_at, "dueAt": r.due_at, "extendedAt": r.extended_at,
                    "verifiedAt": r.verified_at, "closedAt": r.closed_at, "onTime": on_time}

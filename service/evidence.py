@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,7 +164,7 @@ def verify(path: str, signer: Any) -> dict[str, Any]:
                 with zf.open(name) as fh:
                     while chunk := fh.read(CHUNK):
                         digest.update(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # a flipped byte often breaks the CRC first
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # a flipped byte: a CRC or inflate error
                 raise Mismatch(f"{name}: unreadable ({exc})") from exc
             if digest.hexdigest() != expected:
                 raise Mismatch(f"{name}: SHA-256 does not match the manifest")

@@ -105,14 +105,15 @@ def test_a_flipped_byte_in_the_manifest_fails_naming_it(app: Flask, pack: Path, 
     assert result.exit_code == 1 and "FAIL manifest.jws: signature does not verify" in result.output
 
 
-def test_a_flipped_byte_in_the_raw_zip_fails(app: Flask, pack: Path, tmp_path: Path) -> None:
-    """A byte flipped in the archive itself (not a rewritten entry): the entry's CRC or its hash names it."""
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_flipped_byte_in_the_raw_zip_fails(app: Flask, pack: Path, tmp_path: Path, where: float) -> None:
+    """A byte flipped in the archive itself (not a rewritten entry): its CRC, inflate error or hash names it."""
     data = bytearray(pack.read_bytes())
     with zipfile.ZipFile(pack) as zf:
         info = zf.getinfo("dsar/register.jsonl")
     start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little") \
         + int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")  # past name and extra
-    data[start + info.compress_size // 2] ^= 0xFF
+    data[start + int(info.compress_size * where)] ^= 0xFF
     bad = tmp_path / "raw.zip"
     bad.write_bytes(bytes(data))
     result = _verify(app, bad)
