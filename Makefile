@@ -72,6 +72,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/dsar.py
 	$(BIN)/python bench/console.py --repeat 3
+	$(BIN)/python bench/evidence.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

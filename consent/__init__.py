@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 def register(wiring: Wiring) -> None:
     """Consent's routes, `flask ledger`, its tables, the scheduled ledger verification, the status fast path and
     the ledger's line in /readyz."""
-    from consent import cli, counts, fastpath, jobs, routes, verifications
+    from consent import cli, counts, fastpath, jobs, pack, routes, verifications
     from service.wiring import CronEntry, ReadinessDetail
 
     wiring.blueprints += [routes.policy_blp, routes.blp]
     wiring.cli_groups.append(cli.ledger_cli)
+    wiring.evidence.append(pack.SECTION)
     wiring.model_modules.append("consent.models")
     wiring.job_modules.append("consent.jobs")
     # A full verification, recorded in ledger_verifications (one that finds another in progress records

@@ -10,7 +10,7 @@ from flask import Response, abort, current_app
 
 from console.auth import READ, app_filter, require
 from console.web import blp, page
-from governance import assessments, findings, processors, ropa
+from governance import assessments, fanout, findings, processors, ropa
 from governance.models import SECTIONS
 
 
@@ -28,7 +28,8 @@ def _stores() -> Any:
 def governance_page() -> Any:
     _company_wide()
     with current_app.extensions["db"].session() as session:  # reading refreshes assessments' drift: committed
-        found = findings.findings(session, _stores())
+        found = findings.findings(session, _stores(),
+                                  ack_days=fanout.ack_days(current_app.config['SETTINGS'].env))
     return page("console/governance.html", findings=found)
 
 

@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 def register(wiring: Wiring) -> None:
     """Rights requests' routes, `flask dsar`, their tables, the job modules the worker preloads and the scheduled
     maintenance pass. (Legal holds, which erasure consults, are the `holds` package's.)"""
-    from dsar import cli, maintenance, routes
+    from dsar import cli, maintenance, pack, routes
     from service.wiring import CronEntry
 
     wiring.blueprints.append(routes.blp)
     wiring.cli_groups.append(cli.dsar_cli)
+    wiring.evidence.append(pack.SECTION)
     wiring.model_modules.append("dsar.models")
     wiring.job_modules += ["dsar.jobs", "dsar.maintenance"]
     # Outbox dispatch, reconciliation of lost or orphaned tasks, destruction of old exports, every

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Governance's routes, `flask governance`, its tables, the scheduler's drift check and the erasure fan-out."""
-    from governance import cli, fanout, jobs, routes
+    """Governance's routes, `flask governance`, its tables, the scheduler's drift check, the erasure fan-out and
+    the audit evidence pack."""
+    from governance import cli, evidence_cli, fanout, jobs, routes
     from service.config import load_settings
     from service.wiring import CronEntry
 
@@ -25,6 +26,7 @@ def register(wiring: Wiring) -> None:
     wiring.cli_groups.append(cli.governance_cli)
     wiring.model_modules.append("governance.models")
     wiring.job_modules.append("governance.jobs")
+    evidence_cli.register(wiring)  # the audit evidence pack (`flask evidence`, its job, governance's section)
     # Approved assessments are also checked on every read; the schedule catches those nobody reads.
     # GOVERNANCE_DRIFT_SECONDS sets how often (default 3600).
     wiring.cron.append(CronEntry(jobs.check_drift, queue="default",

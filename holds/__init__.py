@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 def register(wiring: Wiring) -> None:
     """The /v1/holds routes and the legal_holds table."""
-    from holds import routes
+    from holds import pack, routes
 
     wiring.blueprints.append(routes.blp)
     wiring.model_modules.append("holds.models")
+    wiring.evidence.append(pack.SECTION)

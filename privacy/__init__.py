@@ -16,6 +16,7 @@ from flask import Flask
 from service import cli, mail, pages
 from service.app import build_app
 from service.db import MODEL_MODULES
+from service.evidence import KEYS_SECTION
 from service.wiring import Wiring
 from service.wiring import install as install_wiring
 
@@ -40,6 +41,7 @@ def wiring() -> Wiring:
     """What every domain registers, in DOMAINS order (built once per process)."""
     wired = Wiring()
     mail.register(wired)  # shared, not a domain: its delivery job and sweep
+    wired.evidence.append(KEYS_SECTION)  # shared: API key and signing-key history in the evidence pack
     for name in (*DOMAINS, *FACES):
         importlib.import_module(name).register(wired)
     install_wiring(wired)  # for the hooks code without Flask calls (e.g. on_erasure_completed in a job)

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 def register(wiring: Wiring) -> None:
     """Retention's routes, `flask retention`, its tables, the policy sync at start-up, the data map's retention
     column and the scheduler's tick."""
-    from retention import cli, config, jobs, routes, views
+    from retention import cli, config, jobs, pack, routes, views
     from service.config import load_settings
     from service.wiring import CronEntry
 
     wiring.blueprints.append(routes.blp)
     wiring.cli_groups.append(cli.retention_cli)
+    wiring.evidence.append(pack.SECTION)
     wiring.model_modules.append("retention.models")
     wiring.job_modules.append("retention.jobs")
     # The policies declared in the TOML file are checked (a bad one stops the service) and synced.

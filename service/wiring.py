@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flask_smorest import Blueprint
     from sqlalchemy.orm import Session
 
+    from service.evidence import EvidenceSection
     from service.pages import PageBlueprint
     from service.runtime import Runtime
     from service.stores.datamap import RetentionLookup
@@ -87,6 +88,8 @@ class Wiring:
     datamap_lookup: Callable[[Session], RetentionLookup] | None = None
     # Called in the transaction that closes an erasure request (before it commits): (runtime, session, event).
     on_erasure_completed: list[Callable[[Runtime, Session, ErasureCompleted], None]] = field(default_factory=list)
+    # The audit evidence pack's sections (`flask evidence export`), in DOMAINS order.
+    evidence: list[EvidenceSection] = field(default_factory=list)
 
 
 _installed = Wiring()

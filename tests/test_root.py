@@ -24,6 +24,8 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
                                         "result_ttl": 600},
         "governance.jobs.sweep_notices": {"queue_name": "default", "interval": 60, "job_timeout": 600,
                                           "result_ttl": 600},
+        "governance.evidence_jobs.reconcile": {"queue_name": "default", "interval": 60, "job_timeout": 60,
+                                               "result_ttl": 600},
     }
     assert [f"{h.__module__}.{h.__name__}" for h in wired.on_erasure_completed] == [
         "governance.fanout.on_erasure_completed"]
