@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 LOCALES = ("en", "zh_Hans")
 KINDS = ("verification_code", "request_received", "deadline_extended", "request_completed",
-         "request_partially_completed", "request_failed", "request_rejected")
+         "request_partially_completed", "request_failed", "request_rejected", "notice")
 TEMPLATES = Path(__file__).parent / "templates"
 TRANSLATIONS = Path(__file__).parent / "translations"
 # What a template may leave out of its context (StrictUndefined catches everything else).
@@ -90,7 +90,8 @@ def render(kind: str, locale: str, context: Mapping[str, Any]) -> Rendered:
     """Subject, text and HTML of `kind` in `locale` (one of LOCALES). The context of the request notices:
     `request_id`, `request_type`, `app_name`, `link` and `link_valid_for` (a timedelta) for all but the code;
     `code` and `minutes` (the code), `due` (received, extended), `reason` (extended, rejected), `export_ready`
-    and `export_valid_for` (completed, partially completed)."""
+    and `export_valid_for` (completed, partially completed). `notice` is a message whose text the sender wrote
+    in the locale (`notice_subject`, `notice_text`, a notice to many people), with `request_id` as its reference."""
     if kind not in KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
     if locale not in LOCALES:
