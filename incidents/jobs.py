@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from incidents import assessment, campaigns
 from incidents.models import AssessmentRun, Campaign, Incident
@@ -58,20 +58,20 @@ def execute_assessment(run_id: str) -> str | None:
     return assessment.execute(rt, registry_for(rt), run_id)
 
 
+def _stranded(model: Any, now: Any) -> Any:
+    """Left queued for a minute (its job lost, or never taken), or running with a lapsed lease (its worker died)."""
+    return or_(and_(model.state == "queued", model.created_at < now - timedelta(minutes=1)),
+               and_(model.state == "running", model.lease_expires_at < now))
+
+
 def maintain() -> dict[str, int]:
     """The scheduler's pass: dispatch again the runs and campaigns left queued or whose attempt died, and
     destroy the subject lists of incidents past their retention. Both are idempotent."""
     rt = runtime()
     now = utcnow()
     with rt.db.sessions() as session:
-        stranded = list(session.scalars(select(AssessmentRun.id).where(
-            or_(AssessmentRun.state == "queued", AssessmentRun.state == "running"),
-            AssessmentRun.created_at < now - timedelta(minutes=1),
-            or_(AssessmentRun.lease_expires_at.is_(None), AssessmentRun.lease_expires_at < now))))
-        lost = list(session.scalars(select(Campaign.id).where(
-            or_(Campaign.state == "queued", Campaign.state == "running"),
-            Campaign.created_at < now - timedelta(minutes=1),
-            or_(Campaign.lease_expires_at.is_(None), Campaign.lease_expires_at < now))))
+        stranded = list(session.scalars(select(AssessmentRun.id).where(_stranded(AssessmentRun, now))))
+        lost = list(session.scalars(select(Campaign.id).where(_stranded(Campaign, now))))
     for run_id in stranded:
         dispatch(rt.queue, run_id)
     for campaign_id in lost:

@@ -64,6 +64,13 @@ def test_dry_run_first_then_one_notice_per_reachable_person(client, headers, ope
     assert _post(client, headers, url, dry_run=False).status_code == 409  # one real campaign per assessment
     actions = [e["action"] for e in client.get(f"{url}/timeline", headers=headers).json]
     assert actions.count("incident.campaign_finished") == 2
+    for data in ({"state": "assessed", "risk": "high_risk", "risk_reasoning": "emails exposed"},
+                 {"state": "contained"}, {"state": "closed", "root_cause": "public bucket", "measures": "locked"}):
+        assert client.patch(url, headers=headers, json={"reason": "progress", **data}).status_code == 200
+    token = client.get(f"{url}/record", headers=headers).get_data(as_text=True)
+    claims = inc_app.extensions["keys"].signer.verify(token)
+    assert [c["id"] for c in claims["campaigns"]] == [real.json["id"]]
+    assert claims["campaigns"][0]["counts"]["notices"] == 4 and claims["campaigns"][0]["counts"]["mail"] == {"sent": 4}
 
 
 def test_a_resumed_campaign_notifies_nobody_twice(client, headers, opened, records, inc_app):
