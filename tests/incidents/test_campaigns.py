@@ -108,3 +108,16 @@ def _incident(session, incident_id):
     from incidents.models import Incident
 
     return session.get(Incident, incident_id)
+
+
+def test_the_throttle_spaces_the_notices(client, headers, opened, records):
+    import time
+
+    _, url = _assessed(client, headers, opened, records)
+    client.post(f"{url}/assessment-runs", headers=headers)
+    assert _post(client, headers, url).status_code == 202
+    started = time.monotonic()
+    real = _post(client, headers, url, dry_run=False, per_minute=120)  # 4 people at 2 a second: 2 s at least
+    assert real.status_code == 202 and real.json["counts"]["notices"] == 4
+    assert time.monotonic() - started >= 2
+    assert _post(client, headers, url, dry_run=False, per_minute=0).status_code == 422
