@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -592,45 +592,64 @@ def check_integrity(config: dict[str, str], since: Any, record: Load, connection
     return ", ".join(parts)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subjects", type=int, default=1_000_000, help="subjects for the large status figure")
-    parser.add_argument("--small", type=int, default=1_000, help="subjects for the small status figure")
+def load_options(parser: argparse.ArgumentParser, connections: int) -> None:
+    """The options every load benchmark shares (bench/consent.py, portal.py, console.py): measured windows, wrk,
+    seeding processes and the database."""
     parser.add_argument("--duration", type=float, default=10, help="seconds per measured figure")
     # A service worker's third full garbage collection (60-160 ms) comes some 7 s into load, once its heap has
     # grown with first use; a shorter warm-up puts that one-off pause into the first status figure's p99.
     parser.add_argument("--warmup", type=float, default=10, help="seconds of load before each figure")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measured windows per figure; the figure is the window of median throughput")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=connections)
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="seeding processes")
-    parser.add_argument("--port", type=int, default=8931, help="bare app port; the service uses the next")
     parser.add_argument("--postgres", default=ADMIN_URL, help="an existing database to create the bench one from")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+
+
+def parse_load_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, with the checks of `load_options` made before minutes of seeding, not after."""
     args = parser.parse_args(argv)
-    if not 0 < args.small < args.subjects:
-        parser.error("need 0 < --small < --subjects")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    if not os.access(args.wrk, os.X_OK):  # before minutes of seeding, not after
+    if not os.access(args.wrk, os.X_OK):
         parser.error(f"no wrk at {args.wrk}: install it (Debian: apt-get install wrk) or pass --wrk")
+    return args
+
+
+def run_in_workdir(run: Callable[[argparse.Namespace, Path], Any], args: argparse.Namespace, prefix: str,
+                   drop_database: Callable[[], Any] | None) -> int:
+    """Run a benchmark in a scratch folder, removed afterwards with the bench database (`drop_database`)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        run(args, work)
+    finally:
+        if drop_database is not None:
+            drop_database()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=1_000_000, help="subjects for the large status figure")
+    parser.add_argument("--small", type=int, default=1_000, help="subjects for the small status figure")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
+    parser.add_argument("--port", type=int, default=8931, help="bare app port; the service uses the next")
+    load_options(parser, connections=8)
+    args = parse_load_args(parser, argv)
+    if not 0 < args.small < args.subjects:
+        parser.error("need 0 < --small < --subjects")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-consent-"))
-    try:
-        run(args, work)
-    finally:
-        if not args.keep:
-            fresh_database(args.postgres, drop=True)
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return run_in_workdir(run, args, "bench-consent-",
+                          None if args.keep else lambda: fresh_database(args.postgres, drop=True))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,9 @@ import http.client
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -390,47 +388,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=100_000, help="rights requests seeded")
     parser.add_argument("--subjects", type=int, default=1_000_000, help="consent subjects seeded (~1.1 events each)")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured figure")
-    # As in bench/consent.py: a worker's third full garbage collection comes some 7 s into load.
-    parser.add_argument("--warmup", type=float, default=10, help="seconds of load before each figure")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measured windows per figure; the figure is the window of median throughput")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 10,000 requests, 20,000 subjects, 5 s figures after 3 s warm-up")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (as bench/consent.py)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
-    parser.add_argument("--wrk-threads", type=int, default=1)
-    # One connection per worker: a page never waits for a free worker, so its latency is the server's time.
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="seeding processes")
     parser.add_argument("--port", type=int, default=0, help="the web process's port (nginx; default: a free one)")
-    parser.add_argument("--postgres", default=bench.ADMIN_URL, help="an existing database to create the bench one from")
-    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--reuse", action="store_true",
                         help="use the database a --keep run left (its consent ledger; requests seeded again)")
-    args = parser.parse_args(argv)
+    # One connection per worker: a page never waits for a free worker, so its latency is the server's time.
+    bench.load_options(parser, connections=4)
+    args = bench.parse_load_args(parser, argv)
     if args.quick:
         args.requests, args.subjects, args.duration, args.warmup = 10_000, 20_000, 5, 3
     if args.requests < 100 or args.subjects < 1:
         parser.error("need --requests >= 100 and --subjects >= 1")
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    if not os.access(args.wrk, os.X_OK):  # before minutes of seeding, not after
-        parser.error(f"no wrk at {args.wrk}: install it (Debian: apt-get install wrk) or pass --wrk")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-console-"))
-    try:
-        run(args, work)
-    finally:
-        if not (args.keep or args.reuse):
-            bench.fresh_database(args.postgres, drop=True, name=DB_NAME)
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return bench.run_in_workdir(run, args, "bench-console-", None if args.keep or args.reuse else
+                                lambda: bench.fresh_database(args.postgres, drop=True, name=DB_NAME))
 
 
 if __name__ == "__main__":

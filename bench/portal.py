@@ -10,10 +10,8 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,47 +341,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=1_000_000, help="subjects seeded in the ledger")
     parser.add_argument("--sessions", type=int, default=200, help="signed-in people (distinct subjects) wrk rotates")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured figure")
-    # As in bench/consent.py: a worker's third full garbage collection comes some 7 s into load.
-    parser.add_argument("--warmup", type=float, default=10, help="seconds of load before each figure")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measured windows per figure; the figure is the window of median throughput")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20,000 subjects, 50 sessions, 5 s figures after 3 s warm-up")
-    parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="seeding processes")
     parser.add_argument("--port", type=int, default=0, help="the web process's port (nginx; default: a free one)")
     parser.add_argument("--session-deadline", type=float, default=900,
                         help="seconds to keep retrying link exchanges the service refuses (429)")
-    parser.add_argument("--postgres", default=bench.ADMIN_URL,
-                        help="an existing database to create the bench one from")
-    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    bench.load_options(parser, connections=8)
     if parser.parse_known_args(argv)[0].quick:  # smaller defaults; options given still win
         parser.set_defaults(subjects=20_000, sessions=50, duration=5, warmup=3)
-    args = parser.parse_args(argv)
+    args = bench.parse_load_args(parser, argv)
     if not 0 < args.sessions <= args.subjects:
         parser.error("need 0 < --sessions <= --subjects")
     if args.sessions > 250 * 250:
         parser.error("at most 62,500 sessions (one loopback address each)")
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    if not os.access(args.wrk, os.X_OK):  # before minutes of seeding, not after
-        parser.error(f"no wrk at {args.wrk}: install it (Debian: apt-get install wrk) or pass --wrk")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-portal-"))
-    try:
-        run(args, work)
-    finally:
-        if not args.keep:
-            bench.fresh_database(args.postgres, drop=True, name=DB_NAME)
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return bench.run_in_workdir(run, args, "bench-portal-", None if args.keep else
+                                lambda: bench.fresh_database(args.postgres, drop=True, name=DB_NAME))
 
 
 if __name__ == "__main__":

@@ -153,7 +153,8 @@ def _new_event(ctx: Context, policy: PolicyView, version: VersionRow, subject: s
     event.hash = content_hash(event)
     event.receipt = ctx.keys.signer.sign(receipt_claims(
         event=event, record_hash=event.hash, policy=policy, version=version,
-        app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied))
+        app_slug=ctx.principal.app_slug, settings=ctx.settings, gpc_denied=gpc_denied, acting_as=ctx.actor,
+        locations=ctx.locations))
     return event
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from service.config import Settings
 from service.crypto import KeyMaterial
@@ -18,6 +19,8 @@ class Context:
     settings: Settings
     # Who the audit trail names when not the key, e.g. "subject:<pseudonym>" for a person in the privacy centre.
     acting_as: str | None = None
+    # Which stores hold each data category (the store registry's `locations()`), named on receipts.
+    locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:

@@ -51,7 +51,8 @@ class StatusFastPath:
         self.schema = schemas.StatusQuery()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET":
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET" or "HTTP_ORIGIN" in environ:
+            # A browser's cross-origin call goes through Flask, where its CORS headers are decided (service.cors).
             return self.next(environ, start_response)
         started = time.perf_counter()
         answer = self._answer(environ)
@@ -67,6 +68,7 @@ class StatusFastPath:
         principal = ext["key_cache"].lookup(environ.get("HTTP_AUTHORIZATION", ""))
         if principal is None or not principal.has(SCOPE):
             return None
+        ext["key_usage"].seen(principal)
         args = self._args(environ.get("QUERY_STRING", ""))
         if args is None:
             return None

@@ -22,7 +22,7 @@ blp = ApiBlueprint("consents", __name__, url_prefix="/v1",
 
 def _ctx() -> Context:
     return Context(principal=current_principal(), keys=current_app.extensions["keys"],
-                           settings=current_app.config["SETTINGS"])
+                   settings=current_app.config["SETTINGS"], locations=current_app.extensions["stores"].locations())
 
 
 def _db() -> Any:

@@ -18,9 +18,11 @@ def register(wiring: Wiring) -> None:
         app_pages,
         consent_pages,
         hold_pages,
+        incident_pages,
         overview_pages,
         request_pages,
         retention_pages,
+        sso_pages,
         store_pages,
     )
     from console.cli import operators_cli
@@ -30,3 +32,5 @@ def register(wiring: Wiring) -> None:
     wiring.translations.append(str(Path(__file__).parent / "translations"))
     wiring.cli_groups.append(operators_cli)
     wiring.model_modules.append("console.models")
+    wiring.on_app.append(sso_pages.install)  # single sign-on, when OIDC_ISSUER is set
+    wiring.on_app.append(overview_pages.install)

@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 
-from console import operators, passwords
+from console import operators, passwords, sso_pages
 from console.auth import READ, require
 from console.models import Operator
 from console.passwords import MAX_LENGTH, MIN_LENGTH
@@ -37,7 +37,7 @@ def _next() -> str:
 def signin() -> Any:
     if signed_in() is not None:
         return redirect(_next(), code=303)
-    return page("console/signin.html", next=_next(), error=None, email="")
+    return page("console/signin.html", next=_next(), error=None, email="", sso=sso_pages.provider())
 
 
 @blp.post("/signin")
@@ -53,7 +53,8 @@ def signin_post() -> Any:
         error = gettext("The email, password or code is not right, or the account is locked. After %(n)s wrong "
                         "attempts an account is locked for %(minutes)s minutes.", n=operators.MAX_FAILURES,
                         minutes=int(operators.LOCK_FOR.total_seconds() // 60))
-        return page("console/signin.html", status=401, next=_next(), error=error, email=email)
+        return page("console/signin.html", status=401, next=_next(), error=error, email=email,
+                    sso=sso_pages.provider())
     start_session(token)
     return redirect(_next(), code=303)
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from flask import abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from console.auth import ADMIN, app_filter, require, visible
 from console.operators import actor as operator_actor
 from console.request_pages import _apps
-from console.web import blp, page, signed_in
+from console.web import blp, page, page_number, signed_in
 from service import audit
+from service.db import utcnow
 from service.tenancy import (
     APP_SCOPES,
     PLATFORM_SCOPES,
@@ -24,6 +25,8 @@ from service.tenancy import (
     create_key,
     revoke_key,
 )
+
+KEYS_PAGE = 50
 
 
 def _db() -> Any:
@@ -37,14 +40,20 @@ def _scopes() -> list[str]:
 
 def _render(status: int = 200, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
             secret: str | None = None) -> Any:
+    number = page_number()
     with _db().sessions() as session:
         apps = _apps(session)
         ids = [a.id for a in apps]
+        total = session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.app_id.in_(ids))) or 0
         keys = list(session.execute(select(ApiKey.key_id, ApiKey.label, ApiKey.scopes, ApiKey.created_at,
-                                           ApiKey.revoked_at, App.slug).join(App, App.id == ApiKey.app_id)
-                                    .where(ApiKey.app_id.in_(ids)).order_by(App.slug, ApiKey.created_at)))
-    return page("console/apps.html", status=status, apps=apps, keys=keys, scopes=_scopes(), errors=errors or {},
-                values=values or {}, secret=secret, may_create_apps=app_filter() is None)
+                                           ApiKey.revoked_at, ApiKey.expires_at, ApiKey.last_used_at, App.slug)
+                                    .join(App, App.id == ApiKey.app_id)
+                                    .where(ApiKey.app_id.in_(ids))
+                                    .order_by(App.slug, ApiKey.created_at, ApiKey.id)
+                                    .offset((number - 1) * KEYS_PAGE).limit(KEYS_PAGE)))
+    return page("console/apps.html", status=status, apps=apps, keys=keys, now=utcnow(), scopes=_scopes(),
+                errors=errors or {}, values=values or {}, secret=secret, may_create_apps=app_filter() is None,
+                number=number, pages=max(1, -(-total // KEYS_PAGE)), total=total)
 
 
 @blp.get("/apps")

@@ -1,4 +1,4 @@
-"""`flask operators ...`: create an operator (printing its one-time set-up link), list, disable, reset."""
+"""`flask operators ...`: create an operator (printing its one-time set-up link), list, limit, disable, reset."""
 
 from __future__ import annotations
 
@@ -75,6 +75,22 @@ def disable(email: str) -> None:
     click.echo(f"disabled operator {row.id}", err=True)
 
 
+@operators_cli.command("limit")
+@click.argument("email")
+@click.option("--app", "slugs", multiple=True, help="An app the operator may see (repeat for more; none: every "
+              "app).")
+def limit(email: str, slugs: tuple[str, ...]) -> None:
+    """Change the apps an operator (a local or a single sign-on one) may see."""
+    app_ids = _app_ids(slugs)
+    try:
+        with current_app.extensions["db"].session() as session:
+            row = operators.limit(session, email, app_ids, by="cli:operators limit")
+    except operators.OperatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"operator {row.id}: " + ("every app" if row.app_ids is None else f"{len(row.app_ids)} app(s)"),
+               err=True)
+
+
 @operators_cli.command("list")
 def list_operators() -> None:
     """Every operator: id, email, role, apps, state."""
@@ -85,5 +101,5 @@ def list_operators() -> None:
         apps = "all apps" if row.app_ids is None else ",".join(slugs.get(i, str(i)) for i in row.app_ids)
         state = ("disabled" if row.disabled_at else "set-up pending" if row.setup_completed_at is None
                  else "active")
-        factor = "totp" if row.totp_enabled_at else "password only"
+        factor = "sso" if row.sso_subject else "totp" if row.totp_enabled_at else "password only"
         click.echo(f"{row.id}\t{row.email}\t{row.role}\t{apps}\t{state}\t{factor}")

@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from console.auth import READ, REQUESTS, require, visible
 from console.operators import actor as operator_actor
 from console.request_pages import _apps
-from console.web import blp, page, signed_in
+from console.web import blp, page, page_number, signed_in
 from holds import service as holds
 from holds.schemas import HoldIn
 from service.errors import DomainError
@@ -37,14 +37,9 @@ def chosen_app(apps: list[Any], slug: str | None) -> Any:
     abort(404)
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
-
-
 def _list(app_slug: str | None, *, status: int = 200, errors: dict[str, str] | None = None,
           values: dict[str, str] | None = None) -> Any:
-    number = _page_number()
+    number = page_number()
     with _db().sessions() as session:
         apps = _apps(session)
         app = chosen_app(apps, app_slug)

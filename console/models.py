@@ -32,6 +32,8 @@ class Operator(Base):
     setup_completed_at: Mapped[datetime | None]  # no sign-in before set-up is complete
     last_sign_in_at: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
+    # "<issuer>|<sub>" of an operator who signs in through OpenID Connect (console.sso); None: a local account.
+    sso_subject: Mapped[str | None] = mapped_column(String(300), unique=True)
 
 
 class OperatorSession(Base):

@@ -345,5 +345,16 @@ def disable(session: Session, email: str, by: str) -> Operator:
     return row
 
 
+def limit(session: Session, email: str, app_ids: list[int] | None, by: str) -> Operator:
+    """Limit the operator to some apps (None: every app); its open sessions see the change at their next page."""
+    row = by_email(session, email, lock=True)
+    if row is None:
+        raise OperatorError(f"email: no operator {email!r}")
+    before, row.app_ids = row.app_ids, sorted(set(app_ids)) if app_ids else None
+    audit.record(session, app_id=None, actor=by, action="console.operator_apps_changed", resource_type="operator",
+                 resource_id=str(row.id), details={"from": before, "to": row.app_ids})
+    return row
+
+
 def list_all(session: Session) -> list[Operator]:
     return list(session.scalars(select(Operator).order_by(Operator.email)))

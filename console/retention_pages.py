@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from console.auth import READ, RETENTION, app_filter, require
 from console.operators import actor as operator_actor
-from console.web import blp, page, signed_in
+from console.web import blp, page, page_number, signed_in
 from retention import jobs, policies, runs
 from retention.certificates import certificate_of
 from retention.leases import LIVE_STATES
@@ -68,13 +68,8 @@ def _targets() -> list[tuple[str, str]]:
     return [(s.describe().name, c) for s in current_app.extensions["stores"] for c in s.describe().categories]
 
 
-def _number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
-
-
 def _overview(status: int = 200, errors: dict[str, str] | None = None, values: dict[str, str] | None = None) -> Any:
-    number = _number()
+    number = page_number()
     with _db().sessions() as session:
         rows = [policy_view(session, p) for p in policies.list_policies(session)]
         items, total = runs.list_runs(session, offset=(number - 1) * RUNS_PAGE, limit=RUNS_PAGE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import current_app, g, render_template, session
+from flask import current_app, g, render_template, request, session
 
 from console import operators
 from console.operators import SignedIn
@@ -48,3 +48,9 @@ def start_session(token: str) -> None:
 
 def page(template: str, status: int = 200, **context: Any) -> Any:
     return render_template(template, operator=g.get("console_operator"), **context), status
+
+
+def page_number() -> int:
+    """The `page` query argument of a paged list: 1 when missing or not a sensible page number."""
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1

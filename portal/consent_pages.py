@@ -39,7 +39,8 @@ def context(here: Site, who: Person) -> Context:
     return Context(principal=Principal(app_id=here.id, app_slug=here.slug, key_id="privacy-centre",
                                        scopes=frozenset({"consent:read", "consent:write"})),
                    keys=keys, settings=current_app.config["SETTINGS"],
-                   acting_as=f"subject:{keys.pseudonyms.subject(here.id, who.subject_id or '')}")
+                   acting_as=f"subject:{keys.pseudonyms.subject(here.id, who.subject_id or '')}",
+                   locations=current_app.extensions["stores"].locations())
 
 
 # The app's policies in key order: titles only, the rest (purposes, versions) comes from the policy cache.

@@ -65,8 +65,9 @@ def when(moment: datetime) -> str:
 
 
 def duration(iso: str | None) -> str | None:
-    """An ISO 8601 duration (P2Y, P1Y6M, PT12H) in words of the person's locale."""
-    if not iso:
+    """An ISO 8601 duration (P2Y, P1Y6M, PT12H) in words of the person's locale; None for anything else (a
+    receipt's "until withdrawn")."""
+    if not iso or not iso.startswith("P"):
         return None
     date, _, time = iso.partition("T")
     parts = []

@@ -12,8 +12,8 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import api as api_module
-from service import errors, logs, revocations, web
-from service.auth import KeyCache
+from service import cors, errors, logs, revocations, web
+from service.auth import KeyCache, KeyUsage
 from service.config import Settings, load_settings
 from service.runtime import build_runtime
 from service.stores.registry import registry_for
@@ -42,6 +42,7 @@ def build_app(config: Mapping[str, Any] | None, wiring: Wiring) -> Flask:
     app.extensions["keys"] = rt.keys
     app.extensions["queue"] = rt.queue
     app.extensions["key_cache"] = KeyCache(settings.cache_ttl_seconds, revocations.for_database(rt.db))
+    app.extensions["key_usage"] = KeyUsage(rt.db)
     app.extensions["stores"] = registry_for(rt, config)
     app.extensions["wiring"] = wiring
 
@@ -49,5 +50,6 @@ def build_app(config: Mapping[str, Any] | None, wiring: Wiring) -> Flask:
     api.register_blueprint(stores_blp)
     app.register_blueprint(web.blp)
     errors.register(app)
+    cors.install(app)
     app.extensions["api"] = api
     return app

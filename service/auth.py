@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -10,12 +12,15 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 from flask_smorest import abort
+from sqlalchemy.exc import SQLAlchemyError
 
+from service.db import Database, utcnow
 from service.revocations import Revocations
-from service.tenancy import PLATFORM_SCOPES, Principal, authenticate
+from service.tenancy import PLATFORM_SCOPES, Principal, authenticate, touch_keys
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CACHE_LIMIT = 10_000
+log = logging.getLogger(__name__)
 
 
 class KeyCache:
@@ -46,7 +51,7 @@ class KeyCache:
 
     def get(self, secret: str) -> Principal | None:
         hit = self._entries.get(_digest(secret))
-        if hit is None or hit[0] < time.monotonic():
+        if hit is None or hit[0] < time.monotonic() or hit[2].expired(time.time()):
             return None
         generation = self.generation()
         if generation is None or hit[1] != generation:
@@ -67,6 +72,31 @@ class KeyCache:
         """The cached principal for an `Authorization` header value; None when absent, malformed or not cached."""
         secret = bearer_secret(authorization)
         return None if secret is None else self.get(secret)
+
+
+class KeyUsage:
+    """Each key's last use, written to `api_keys.last_used_at` at most once a minute per key by this process
+    (and skipped when another process wrote it in that minute): not a write per call."""
+
+    def __init__(self, db: Database, every: float = 60.0) -> None:
+        self.db, self.every = db, every
+        self._written: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, principal: Principal) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._written.get(principal.key_id)
+            if last is not None and now - last < self.every:
+                return
+            if len(self._written) >= _CACHE_LIMIT:
+                self._written.clear()
+            self._written[principal.key_id] = now
+        try:
+            with self.db.session() as session:
+                touch_keys(session, [principal.key_id], utcnow())
+        except SQLAlchemyError as exc:  # the caller's own work decides whether the request fails, not this
+            log.warning("key usage not recorded: %s", type(exc).__name__)
 
 
 def _digest(secret: str) -> bytes:
@@ -99,8 +129,9 @@ def _authenticate_request() -> Principal:
         with current_app.extensions["db"].sessions() as session:
             principal = authenticate(session, secret)
         if principal is None:
-            _unauthorized("invalid or revoked API key")
+            _unauthorized("invalid, expired or revoked API key")
         cache.put(secret, principal, generation)
+    current_app.extensions["key_usage"].seen(principal)
     return principal
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -14,7 +15,16 @@ from flask.cli import AppGroup
 from service import audit
 from service.config import ConfigError
 from service.crypto.keys import rotate
-from service.tenancy import TenancyError, create_app_tenant, create_key, parse_scopes, revoke_key
+from service.db import utcnow
+from service.tenancy import (
+    TenancyError,
+    create_app_tenant,
+    create_key,
+    list_keys,
+    parse_scopes,
+    revoke_key,
+    rotate_key,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -70,17 +80,58 @@ def apps_create(slug: str, name: str | None) -> None:
 @click.option("--app", "slug", required=True, help="The app (tenant) the key belongs to.")
 @click.option("--scopes", required=True, help="Comma-separated scopes, e.g. consent:read,consent:write.")
 @click.option("--label", help="What the key is for.")
-def keys_create(slug: str, scopes: str, label: str | None) -> None:
+@click.option("--expires-in", "days", type=click.IntRange(1, 3650), help="Days until the key stops working "
+              "(default: until revoked).")
+def keys_create(slug: str, scopes: str, label: str | None, days: int | None) -> None:
     """Create an API key; the key alone is printed on stdout, once."""
+    expires = None if days is None else utcnow() + timedelta(days=days)
     try:
         with current_app.extensions["db"].session() as session:
-            row, secret = create_key(session, slug, parse_scopes(scopes), label)
+            row, secret = create_key(session, slug, parse_scopes(scopes), label, expires)
             audit.record(session, app_id=row.app_id, actor="cli:keys create", action="key.created",
-                         resource_type="api_key", resource_id=row.key_id, details={"scopes": row.scopes})
+                         resource_type="api_key", resource_id=row.key_id,
+                         details={"scopes": row.scopes, "expires_at": expires.isoformat() if expires else None})
     except TenancyError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"key id {row.key_id} for {slug} with scopes {row.scopes}", err=True)
+    click.echo(f"key id {row.key_id} for {slug} with scopes {row.scopes}"
+               + (f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""), err=True)
     click.echo(secret)
+
+
+@keys_cli.command("rotate")
+@click.argument("key_id")
+@click.option("--overlap", "hours", type=click.IntRange(0, 24 * 90), default=24, show_default=True,
+              help="Hours the old key keeps working beside the new one.")
+def keys_rotate(key_id: str, hours: int) -> None:
+    """Issue a new key with KEY_ID's app, scopes and label; the old one expires after the overlap."""
+    try:
+        with current_app.extensions["db"].session() as session:
+            old, new, secret = rotate_key(session, key_id, timedelta(hours=hours))
+            audit.record(session, app_id=old.app_id, actor="cli:keys rotate", action="key.rotated",
+                         resource_type="api_key", resource_id=old.key_id,
+                         details={"replaced_by": new.key_id, "old_expires_at": old.expires_at.isoformat()})
+    except TenancyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"new key id {new.key_id}; {key_id} stops working {old.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+    click.echo(secret)
+
+
+@keys_cli.command("list")
+@click.option("--app", "slug", help="Only this app's keys.")
+def keys_list(slug: str | None) -> None:
+    """Every key: id, app, label, scopes, created, expires, last used, state (never a secret)."""
+    now = utcnow()
+    with current_app.extensions["db"].sessions() as session:
+        rows = list_keys(session, slug)
+
+    def when(value: datetime | None) -> str:
+        return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+    for key, app_slug in rows:
+        state = ("revoked" if key.revoked_at else "expired" if key.expires_at and key.expires_at <= now
+                 else "active")
+        click.echo("\t".join((key.key_id, app_slug, key.label or "-", key.scopes, when(key.created_at),
+                              when(key.expires_at), when(key.last_used_at), state)))
 
 
 @keys_cli.command("revoke")

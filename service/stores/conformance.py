@@ -7,20 +7,21 @@
             ...seed two or more subjects, some records older than the cutoff...
             return Case(store, subjects=[Subject({"user_id": "1"}, counts={...}, old=3), ...], ...)
 
-Each test gets a freshly seeded store (the fixture runs once per test).
+Each test gets a freshly seeded store (the fixture runs once per test). A store that declares the "subjects"
+capability also needs `Case.window` (a `Window`); the suite skips those checks for stores without it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
-from service.stores.contract import Identity, NotApplicable, Store, StoreError
+from service.stores.contract import SUBJECTS, Identity, NotApplicable, Store, StoreError, can_list_subjects
 
 
 @dataclass
@@ -31,6 +32,22 @@ class Subject:
     identity: Identity
     counts: dict[str, int]
     old: int = 0
+
+
+@dataclass
+class Window:
+    """What `subjects` must list for `category`: `expect(since, until)` gives, from what was seeded, the identities
+    (every type the store can read) of the subjects with a record of it in [since, until). The suite lists
+    [since, until) with `batch_size` (give enough subjects for several batches) and probes the second on either
+    side of each of `edges`, record times of the category (whole seconds, so every backend stores them exactly).
+    """
+
+    category: str
+    since: datetime
+    until: datetime
+    expect: Callable[[datetime, datetime], list[Identity]]
+    edges: list[datetime] = field(default_factory=list)
+    batch_size: int = 2
 
 
 @dataclass
@@ -48,6 +65,7 @@ class Case:
     hold_category: str
     kept_with_hold: Collection[str] = ()
     batch_size: int = 3
+    window: Window | None = None
     unknown: Identity = field(default_factory=lambda: {"user_id": "no-such-subject-424242"})
 
 
@@ -165,3 +183,77 @@ class StoreConformance:
             case.store.expire(case.expire_category, case.cutoff.replace(tzinfo=None))
         with pytest.raises(StoreError):
             case.store.expire(case.expire_category, case.cutoff, batch_size=0)
+
+    def _listed(self, case: Case, since: datetime, until: datetime, batch_size: int) -> list[dict[str, str]]:
+        assert case.window is not None
+        batches = list(case.store.subjects(case.window.category, since, until, batch_size=batch_size))
+        assert all(isinstance(b, list) and 0 < len(b) <= batch_size for b in batches)
+        return [identity for batch in batches for identity in batch]
+
+    def _window(self, case: Case) -> Window:
+        if not can_list_subjects(case.store):
+            pytest.skip("the store does not declare the subjects capability")
+        assert case.window is not None, "a store with the subjects capability needs Case.window"
+        return case.window
+
+    def test_subjects_is_declared_with_the_method(self, case: Case) -> None:
+        declared = SUBJECTS in case.store.describe().capabilities
+        assert declared == can_list_subjects(case.store)
+        assert not declared or callable(getattr(case.store, "subjects", None))
+
+    def test_subjects_lists_each_subject_of_the_window_once_in_batches(self, case: Case) -> None:
+        window = self._window(case)
+        expected = window.expect(window.since, window.until)
+        assert len(expected) > window.batch_size, "seed more subjects in the window than one batch holds"
+        listed = self._listed(case, window.since, window.until, window.batch_size)
+        assert all(isinstance(v, str) and v for identity in listed for v in identity.values())
+        assert len({_key(i) for i in listed}) == len(listed), "a subject listed twice"
+        assert sorted(map(_key, listed)) == sorted(map(_key, expected))
+        everyone = window.expect(window.since - timedelta(days=36500), window.until + timedelta(days=36500))
+        assert len(everyone) > len(expected), "seed subjects outside the window too"
+
+    def test_subjects_window_edges_are_since_inclusive_until_exclusive(self, case: Case) -> None:
+        window = self._window(case)
+        if not window.edges:
+            pytest.skip("no record times with whole seconds to probe the edges at")
+        second = timedelta(seconds=1)
+        for edge in window.edges:
+            at = window.expect(edge, edge + second)
+            assert at, "an edge must be a record's time"
+            assert sorted(map(_key, self._listed(case, edge, edge + second, 1))) == sorted(map(_key, at))
+            assert sorted(map(_key, self._listed(case, edge - second, edge, 1))) == sorted(
+                map(_key, window.expect(edge - second, edge)))
+
+    def test_subjects_of_a_window_without_records_is_empty(self, case: Case) -> None:
+        window = self._window(case)
+        later = window.until + timedelta(days=36500)
+        assert window.expect(later, later + timedelta(days=1)) == []
+        assert self._listed(case, later, later + timedelta(days=1), window.batch_size) == []
+
+    def test_subjects_excludes_erased_subjects(self, case: Case) -> None:
+        window = self._window(case)
+        everyone = window.expect(window.since - timedelta(days=36500), window.until + timedelta(days=36500))
+        target = next((s for s in case.subjects if _nonzero(s.counts).get(window.category)), None)
+        assert target is not None
+        case.store.erase(target.identity)
+        ids = {(k, str(v)) for k, v in target.identity.items()}
+        listed = self._listed(case, window.since - timedelta(days=36500), window.until + timedelta(days=36500),
+                              window.batch_size)
+        assert not any(set(i.items()) & ids for i in listed)
+        assert len(listed) == len([i for i in everyone if not set(i.items()) & ids])
+
+    def test_subjects_checks_its_arguments(self, case: Case) -> None:
+        window = self._window(case)
+        since, until = window.since, window.until
+        for call in (lambda: case.store.subjects("no-such-category", since, until),
+                     lambda: case.store.subjects(window.category, since.replace(tzinfo=None), until),
+                     lambda: case.store.subjects(window.category, since, until.replace(tzinfo=None)),
+                     lambda: case.store.subjects(window.category, until, since),
+                     lambda: case.store.subjects(window.category, since, since),
+                     lambda: case.store.subjects(window.category, since, until, batch_size=0)):
+            with pytest.raises(StoreError):
+                call()  # at the call, before the first batch
+
+
+def _key(identity: Identity) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, str(v)) for k, v in identity.items()))

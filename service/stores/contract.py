@@ -1,15 +1,29 @@
-"""The store plugin contract: what every user-data store implements, and the values it hands back."""
+"""The store plugin contract: what every user-data store implements, and the values it hands back.
+
+An optional operation lists the subjects of a category whose records fall in a time window, in batches (stores
+that have it say so in `describe().capabilities`); callers check first and treat other stores as not determinable:
+
+    if can_list_subjects(store):
+        for batch in store.subjects("orders", since, until, batch_size=500):
+            for identity in batch:  # e.g. {"user_id": "42", "email": "ada@example.com"}
+                ...
+    else:
+        ...  # this store cannot tell who had records then
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import IO, Any, Protocol, runtime_checkable
 
 # An identity maps an identity type (user_id, email, phone, ...) to the subject's value of it.
 Identity = Mapping[str, str]
+# The capability a store lists in `Description.capabilities` when it has `subjects`.
+SUBJECTS = "subjects"
 # Told the keys of the records a batch of `expire` destroys (e.g. "orders/42", a file path, a Redis key).
 BatchHook = Callable[[list[str]], None]
 
@@ -68,16 +82,18 @@ class StoreUnavailable(StoreError):
 
 @dataclass(frozen=True)
 class Description:
-    """What a store holds: its categories and the identity types it can find a subject by."""
+    """What a store holds: its categories, the identity types it can find a subject by, and the optional
+    operations it has (`capabilities`, e.g. "subjects")."""
 
     name: str
     plugin: str
     categories: tuple[str, ...]
     identity_types: tuple[str, ...]
+    capabilities: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "plugin": self.plugin, "categories": list(self.categories),
-                "identity_types": list(self.identity_types)}
+                "identity_types": list(self.identity_types), "capabilities": list(self.capabilities)}
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,14 @@ class Store(Protocol):
         """
         ...
 
+    # Optional (capability "subjects"; check with `can_list_subjects`):
+    # def subjects(self, category: str, since: datetime, until: datetime, *,
+    #              batch_size: int = 1000) -> Iterator[list[dict[str, str]]]
+    # Batches of at most batch_size identities of the subjects with a record of `category` whose record time t
+    # (the time `expire` compares) is since <= t < until; each identity holds every identity type the store reads
+    # from the record (values as text, empty ones left out), each subject once per call. Streamed. Arguments are
+    # checked at the call (`check_subjects_args`), before the first batch.
+
     def health(self) -> None:
         """Raise StoreUnavailable (or any error) when the store is not usable."""
         ...
@@ -146,6 +170,32 @@ def check_expire_args(store: str, categories: Collection[str], category: str, ol
         raise StoreError(f"store {store}: batch_size must be >= 1")
 
 
+def check_subjects_args(store: str, categories: Collection[str], category: str, since: datetime, until: datetime,
+                        batch_size: int) -> None:
+    """The argument checks every plugin's `subjects` shares."""
+    if category not in categories:
+        raise StoreError(f"store {store}: no category {category!r}")
+    if since.tzinfo is None or until.tzinfo is None:
+        raise StoreError(f"store {store}: since and until must be timezone-aware")
+    if until <= since:
+        raise StoreError(f"store {store}: until must be later than since")
+    if batch_size < 1:
+        raise StoreError(f"store {store}: batch_size must be >= 1")
+
+
+def can_list_subjects(store: Any) -> bool:
+    """Whether the store declares the "subjects" capability and has the method; other stores cannot tell who had
+    records in a window (callers report them as not determinable)."""
+    return SUBJECTS in store.describe().capabilities and callable(getattr(store, "subjects", None))
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most `size` items, in order, the last one possibly shorter."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 class ExpiresByTimestamp(ABC):
     """`expire` for plugins that compare each record's time, in epoch seconds, with the cutoff (files, redis): the
     shared argument checks, and no `on_batch` on a dry run. The plugin implements `_expire`."""
@@ -164,6 +214,24 @@ class ExpiresByTimestamp(ABC):
         check_expire_args(self.name, self.describe().categories, category, older_than, batch_size)
         hook = None if dry_run else on_batch
         return self._expire(category, older_than.timestamp(), batch_size, dry_run, exclude_subjects, hook)
+
+
+class ListsSubjectsByTimestamp(ABC):
+    """`subjects` for plugins that compare each record's time, in epoch seconds, with the window (files, redis): the
+    shared argument checks at the call, then `_subjects` yields identities (each subject once), batched here."""
+
+    name: str
+
+    @abstractmethod
+    def describe(self) -> Description: ...
+
+    @abstractmethod
+    def _subjects(self, category: str, since: float, until: float) -> Iterator[dict[str, str]]: ...
+
+    def subjects(self, category: str, since: datetime, until: datetime, *,
+                 batch_size: int = 1000) -> Iterator[list[dict[str, str]]]:
+        check_subjects_args(self.name, self.describe().categories, category, since, until, batch_size)
+        return batches(self._subjects(category, since.timestamp(), until.timestamp()), batch_size)
 
 
 def usable(store: str, identity: Identity, types: Collection[str]) -> dict[str, str]:

@@ -18,6 +18,6 @@ def datamap(registry: Registry, retention: RetentionLookup | None = None) -> dic
         info = store.describe()
         for category in info.categories:
             places.setdefault(category, []).append({
-                "store": info.name, "plugin": info.plugin,
+                "store": info.name, "plugin": info.plugin, "capabilities": list(info.capabilities),
                 "retention": retention(info.name, category) if retention else None})
     return {"categories": [{"category": c, "locations": locs} for c, locs in places.items()]}

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from service.stores.contract import (
+    SUBJECTS,
     BatchHook,
     Description,
     ExpiresByTimestamp,
     Identity,
+    ListsSubjectsByTimestamp,
     NotApplicable,
     Record,
     StoreUnavailable,
@@ -29,11 +31,18 @@ def _safe_segment(value: str) -> bool:
         and os.sep not in value
 
 
-class FileStore(ExpiresByTimestamp):
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # deleted since it was listed
+        return default
+
+
+class FileStore(ExpiresByTimestamp, ListsSubjectsByTimestamp):
     """Files under `root`; `[[stores.paths]]` entries map a template such as `uploads/{user_id}/**` to a category.
 
     Only regular files count (symbolic links are ignored, so nothing outside `root` is ever read or deleted);
-    expiry uses each file's modification time.
+    expiry, and the window of `subjects`, use each file's modification time.
     """
 
     plugin = "files"
@@ -68,7 +77,7 @@ class FileStore(ExpiresByTimestamp):
 
     def describe(self) -> Description:
         return Description(self.name, self.plugin, tuple(dict.fromkeys(t.category for t in self.templates)),
-                           tuple(dict.fromkeys(t.identity_type for t in self.templates)))
+                           tuple(dict.fromkeys(t.identity_type for t in self.templates)), (SUBJECTS,))
 
     def _matches(self, pattern: str) -> Iterator[Path]:
         for rel in glob.iglob(pattern, root_dir=self.root, recursive=True):
@@ -143,6 +152,25 @@ class FileStore(ExpiresByTimestamp):
                     batch = []
         if batch:
             yield self._flush(batch, dry_run, on_batch)
+
+    def _subjects(self, category: str, since: float, until: float) -> Iterator[dict[str, str]]:
+        """Each subject once whose files of `category` include one modified in the window. What was yielded is
+        remembered as (type, value) pairs: glob holds a folder's whole listing anyway, and a folder of subjects
+        has an entry per subject, so this adds memory of the same order, not more."""
+        seen: set[tuple[str, str]] = set()
+        for template in self.templates:
+            if template.category != category:
+                continue
+            pattern = template.value_pattern(paths=True)
+            for path in self._matches(template.for_everyone()):
+                found = pattern.fullmatch(path.relative_to(self.root).as_posix())
+                if found is None or not _safe_segment(value := found.group("value")):
+                    continue
+                key = (template.identity_type, value)
+                if key in seen or not since <= _mtime(path, default=until) < until:
+                    continue
+                seen.add(key)
+                yield {template.identity_type: value}
 
     def _held(self, exclude_subjects: Collection[Identity]) -> set[Path]:
         held: set[Path] = set()

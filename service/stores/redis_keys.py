@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -11,25 +13,25 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service.stores.contract import (
+    SUBJECTS,
     BatchHook,
     Description,
     ExpiresByTimestamp,
     Identity,
+    ListsSubjectsByTimestamp,
     NotApplicable,
     Record,
+    StoreError,
     StoreUnavailable,
     usable,
 )
 from service.stores.options import Options, StoreContext
 from service.stores.templates import Template
 
-# Checks and deletes one batch atomically, so a key whose timestamp is refreshed meanwhile is never lost.
-# Timestamps are epoch seconds in a hash field, or in a field of a JSON object stored as a string.
-# Returns the keys it found old enough (and deleted, unless dry).
-_EXPIRE_SCRIPT = """
-local field, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local hit = {}
-for _, key in ipairs(KEYS) do
+# A key's timestamp in the scripts below: epoch seconds in a hash field, or in a field of a JSON object stored as a
+# string; nil for other keys.
+_STAMP = """
+local function stamp(key, field)
   local kind = redis.call('TYPE', key)['ok']
   local ts = nil
   if kind == 'hash' then
@@ -38,7 +40,17 @@ for _, key in ipairs(KEYS) do
     local ok, doc = pcall(cjson.decode, redis.call('GET', key))
     if ok and type(doc) == 'table' then ts = doc[field] end
   end
-  ts = tonumber(ts)
+  return tonumber(ts)
+end
+"""
+
+# Checks and deletes one batch atomically, so a key whose timestamp is refreshed meanwhile is never lost.
+# Returns the keys it found old enough (and deleted, unless dry).
+_EXPIRE_SCRIPT = _STAMP + """
+local field, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+local hit = {}
+for _, key in ipairs(KEYS) do
+  local ts = stamp(key, field)
   if ts and ts < cutoff then
     hit[#hit + 1] = key
     if not dry then redis.call('UNLINK', key) end
@@ -46,6 +58,24 @@ for _, key in ipairs(KEYS) do
 end
 return hit
 """
+
+# One batch of `subjects`: the keys (after KEYS[1], a scratch set) whose timestamp is in [since, until); each one's
+# subject value (ARGV[3 + i], aligned with KEYS[1 + i]) goes into the scratch set, and the values new to it come
+# back. So each subject is returned once per call, and the set lives in Redis, not in the caller.
+_SUBJECTS_SCRIPT = _STAMP + """
+local field, since, untl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local seen, new = KEYS[1], {}
+for i = 2, #KEYS do
+  local ts = stamp(KEYS[i], field)
+  if ts and ts >= since and ts < untl and redis.call('SADD', seen, ARGV[2 + i]) == 1 then
+    new[#new + 1] = ARGV[2 + i]
+  end
+end
+redis.call('EXPIRE', seen, 3600)
+return new
+"""
+# The scratch set's name (under the store's prefix): removed when the listing ends, or an hour after its last batch.
+_SCRATCH = "privacy-service:subjects:"
 
 
 def _escape(value: str) -> str:
@@ -66,11 +96,11 @@ def _chunks(keys: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield chunk
 
 
-class RedisStore(ExpiresByTimestamp):
+class RedisStore(ExpiresByTimestamp, ListsSubjectsByTimestamp):
     """Keys in one Redis database; `[[stores.keys]]` entries map a key template to a category.
 
     `prefix` is prepended to every template (a namespace per deployment or test run). Keys whose template
-    names a `timestamp_field` can expire; others are left to Redis's own TTLs.
+    names a `timestamp_field` can expire and be listed by `subjects`; others are left to Redis's own TTLs.
     """
 
     plugin = "redis"
@@ -83,6 +113,7 @@ class RedisStore(ExpiresByTimestamp):
         self.templates = templates
         self.scan_count = scan_count
         self._expire_script = client.register_script(_EXPIRE_SCRIPT)
+        self._subjects_script = client.register_script(_SUBJECTS_SCRIPT)
 
     @classmethod
     def from_config(cls, name: str, options: Mapping[str, Any], ctx: StoreContext) -> RedisStore:
@@ -110,7 +141,38 @@ class RedisStore(ExpiresByTimestamp):
 
     def describe(self) -> Description:
         return Description(self.name, self.plugin, tuple(dict.fromkeys(t.category for t, _ in self.templates)),
-                           tuple(dict.fromkeys(t.identity_type for t, _ in self.templates)))
+                           tuple(dict.fromkeys(t.identity_type for t, _ in self.templates)), (SUBJECTS,))
+
+    def subjects(self, category: str, since: datetime, until: datetime, *,
+                 batch_size: int = 1000) -> Iterator[list[dict[str, str]]]:
+        """See the contract; a category with keys of no `timestamp_field` has no record time: StoreError."""
+        untimed = [t for t, field in self.templates if t.category == category and field is None]
+        if untimed and category in self.describe().categories:
+            raise StoreError(f"store {self.name}: category {category!r} has keys without a timestamp_field, so "
+                             "whose records fall in a time window cannot be told")
+        return super().subjects(category, since, until, batch_size=batch_size)
+
+    def _subjects(self, category: str, since: float, until: float) -> Iterator[dict[str, str]]:
+        seen = f"{self.prefix}{_SCRATCH}{uuid.uuid4().hex}"
+        try:
+            for template, field in self.templates:
+                if template.category != category or field is None:
+                    continue
+                pattern = template.value_pattern(paths=False)
+                for chunk in _chunks(self._scan(template.for_everyone()), self.scan_count):
+                    keys, values = [], []
+                    for key in chunk:
+                        found = pattern.fullmatch(key.decode("utf-8", errors="replace"))
+                        if found is not None:
+                            keys.append(key)
+                            values.append(f"{template.identity_type}\x00{found.group('value')}")
+                    if keys:
+                        for new in self._subjects_script(keys=[seen, *keys], args=[field, repr(since), repr(until),
+                                                                                      *values]):
+                            kind, _, value = new.decode("utf-8", errors="replace").partition("\x00")
+                            yield {kind: value}
+        finally:
+            self.client.unlink(seen)
 
     def _usable(self, identity: Identity) -> dict[str, str]:
         return usable(self.name, identity, {t.identity_type for t, _ in self.templates})

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from service.config import ConfigError, Settings
@@ -58,6 +59,7 @@ class Registry:
 
     def __init__(self, stores: Mapping[str, Store] | None = None) -> None:
         self._stores = dict(stores or {})
+        self._locations: Mapping[str, tuple[str, ...]] | None = None
 
     def stores(self) -> list[Store]:
         return list(self._stores.values())
@@ -79,6 +81,16 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._stores)
+
+    def locations(self) -> Mapping[str, tuple[str, ...]]:
+        """The stores that hold each data category, by their descriptions (worked out once: stores are fixed)."""
+        if self._locations is None:
+            found: dict[str, list[str]] = {}
+            for name, store in self._stores.items():
+                for category in store.describe().categories:
+                    found.setdefault(category, []).append(name)
+            self._locations = MappingProxyType({c: tuple(names) for c, names in found.items()})
+        return self._locations
 
     def health(self) -> dict[str, str]:
         """Each store's health as "ok" or "error: <reason>" (reasons name no person)."""

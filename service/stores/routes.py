@@ -20,12 +20,17 @@ class StoreOut(Schema):
     plugin = fields.String(required=True)
     categories = fields.List(fields.String(), required=True)
     identity_types = fields.List(fields.String(), required=True)
+    capabilities = fields.List(fields.String(), required=True, metadata={
+        "description": 'Optional operations the store has: "subjects" lists who had records of a category in a '
+                       "time window."})
     health = fields.String(required=True, metadata={"description": '"ok" or "error: <reason>"'})
 
 
 class LocationOut(Schema):
     store = fields.String(required=True)
     plugin = fields.String(required=True)
+    capabilities = fields.List(fields.String(), required=True,
+                               metadata={"description": "The store's optional operations (see /v1/stores)."})
     retention = fields.Dict(required=True, allow_none=True,
                             metadata={"description": "The retention policy applied here; null while none is."})
 
@@ -47,7 +52,8 @@ def _registry() -> Registry:
 @require_scope("platform:read")
 @blp.response(200, StoreOut(many=True))
 def list_stores() -> Any:
-    """Every registered store with its categories, identity types and health (scope platform:read)."""
+    """Every registered store with its categories, identity types, optional operations and health
+    (scope platform:read)."""
     return [{**store.describe().as_dict(), "health": check(store)} for store in _registry()]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from service.stores import sql_build as build
 from service.stores.contract import (
+    SUBJECTS,
     BatchHook,
     BatchJournal,
     Description,
@@ -26,6 +27,7 @@ from service.stores.contract import (
     StoreError,
     StoreUnavailable,
     check_expire_args,
+    check_subjects_args,
     usable,
 )
 from service.stores.options import Options, StoreContext
@@ -161,7 +163,7 @@ class SqlStore:
         for spec in reversed(self.tables):
             categories.update(dict.fromkeys(spec.units()))
             types.update(dict.fromkeys(self._identity_types(spec)))
-        return Description(self.name, self.plugin, tuple(categories), tuple(types))
+        return Description(self.name, self.plugin, tuple(categories), tuple(types), (SUBJECTS,))
 
     def _identity_types(self, spec: TableSpec) -> list[str]:
         types = list(spec.identity)
@@ -193,6 +195,33 @@ class SqlStore:
                     build.replaced(row[c], spec.column_replacements[c]) for c in columns):
                 continue  # this category's columns were anonymised already: nothing of the subject left
             yield Record(category=category, source=source, fields={c: jsonable(row[c]) for c in columns})
+
+    def subjects(self, category: str, since: datetime, until: datetime, *,
+                 batch_size: int = 1000) -> Iterator[list[dict[str, str]]]:
+        """See the contract: one statement over the category's tables (SELECT DISTINCT, or a UNION), its rows
+        streamed by a server-side cursor `batch_size` at a time; children's subjects are read through their
+        parents. Rows anonymised already are no one's."""
+        check_subjects_args(self.name, self.describe().categories, category, since, until, batch_size)
+        types = [t for t in self.describe().identity_types
+                 if any(category in s.units() and t in self._identity_types(s) for s in self.tables)]
+        stmt = build.subjects(self.tables, category, since, until, types)
+        return self._subjects(stmt, types, batch_size) if stmt is not None else iter(())
+
+    def _subjects(self, stmt: sa.Select | sa.CompoundSelect, types: list[str],
+                  batch_size: int) -> Iterator[list[dict[str, str]]]:
+        # One statement read once, not keyset pages (`WHERE identity > last ORDER BY identity LIMIT n`): see
+        # docs/plugins.md and bench/store_subjects.py.
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
+            for rows in result.partitions():
+                # Empty values come as NULL (sql_build.subjects); a row of NULLs identifies no one. Plain tuples,
+                # as `None in row` on SQLAlchemy's Row is a loop in Python.
+                batch = [dict(zip(types, map(str, row), strict=True)) if None not in row
+                         else {k: str(v) for k, v in zip(types, row, strict=True) if v is not None}
+                         for row in map(tuple, rows)]
+                batch = [identity for identity in batch if identity]
+                if batch:
+                    yield batch
 
     def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
         op = build.Erase(usable(self.name, identity, self.describe().identity_types), frozenset(exclude_categories))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,18 +82,88 @@ def holds(spec: TableSpec, t: FromClause, identities: Collection[Mapping[str, st
     return sa.or_(*terms) if terms else None
 
 
-def _older(spec: TableSpec, t: FromClause, cutoff: datetime) -> ColumnElement[bool]:
-    column = t.c[spec.timestamp]
+def _stored(spec: TableSpec, moment: datetime, *, exact: bool = False) -> Any:
+    """A moment as the timestamp column holds it: epoch seconds, a naive UTC datetime, or an aware datetime.
+
+    Epoch seconds are whole seconds for `expire`'s cutoff; `exact` rounds up for integer columns instead (t >= 10.5
+    is t >= 11) and keeps fractions for others, so window edges are exact.
+    """
     try:
         kind = spec.table.c[spec.timestamp].type.python_type
     except NotImplementedError:
         kind = datetime
     if kind in (int, float, Decimal):  # epoch seconds
-        return column < int(cutoff.timestamp())
+        seconds = moment.timestamp()
+        if not exact:
+            return int(seconds)
+        return math.ceil(seconds) if kind is int else seconds
     if not getattr(spec.table.c[spec.timestamp].type, "timezone", False):
         # Naive timestamps in a store are taken to be UTC.
-        return column < cutoff.astimezone(UTC).replace(tzinfo=None)
-    return column < cutoff
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _older(spec: TableSpec, t: FromClause, cutoff: datetime) -> ColumnElement[bool]:
+    return t.c[spec.timestamp] < _stored(spec, cutoff)
+
+
+def within(spec: TableSpec, t: FromClause, since: datetime, until: datetime) -> ColumnElement[bool]:
+    """Rows whose time t is since <= t < until, compared on the bare column so an index on it serves."""
+    column = t.c[spec.timestamp]
+    return sa.and_(column >= _stored(spec, since, exact=True), column < _stored(spec, until, exact=True))
+
+
+def identity_columns(spec: TableSpec, t: FromClause) -> tuple[sa.FromClause, dict[str, ColumnElement[Any]]]:
+    """The row's identity columns by type, its own first and then its parents' (joined, as `holds` reaches them),
+    and the FROM clause that joins them."""
+    columns: dict[str, ColumnElement[Any]] = {kind: t.c[c] for kind, c in spec.identity.items()}
+    source: sa.FromClause = t
+    node, alias = spec, t
+    while node.parent is not None and node.parent_spec is not None:
+        parent = node.parent_spec
+        p = parent.table.alias()
+        source = source.outerjoin(p, alias.c[node.parent[1]] == p.c[node.parent[2]])
+        for kind, c in parent.identity.items():
+            columns.setdefault(kind, p.c[c])
+        node, alias = parent, p
+    return source, columns
+
+
+def _identity(column: ColumnElement[Any], as_text: bool) -> ColumnElement[Any]:
+    """An identity column as `subjects` reads it: an empty string identifies nobody, so it becomes NULL and is left
+    out like one; `as_text` casts other types to text (a UNION's tables must agree on each column's type)."""
+    if isinstance(column.type, sa.String):
+        return sa.func.nullif(column, "")
+    return sa.cast(column, sa.String) if as_text else column
+
+
+def subjects(specs: list[TableSpec], category: str, since: datetime, until: datetime,
+             types: list[str]) -> sa.Select | sa.CompoundSelect | None:
+    """Each subject's identity (a column per type in `types`, NULL where a table has none) once, over every table
+    holding `category` whose rows of it are in the window and not yet erased; None when no table can say.
+
+    One table: SELECT DISTINCT. Several: their UNION (which is distinct), every column as text so they align.
+    """
+    selects = []
+    for spec in specs:
+        if category not in spec.units():
+            continue
+        t = spec.table
+        source, columns = identity_columns(spec, t)
+        if not columns:
+            continue
+        terms = [within(spec, t, since, until), sa.or_(*(c.is_not(None) for c in columns.values()))]
+        todo = pending(spec, t, category)
+        if todo is not None:
+            terms.append(todo)
+        selects.append((source, columns, terms))
+    if not selects:
+        return None
+    union = len(selects) > 1
+    statements = [sa.select(*(_identity(columns[k], union).label(k) if k in columns
+                              else sa.cast(sa.null(), sa.String).label(k) for k in types))
+                  .select_from(source).where(*terms) for source, columns, terms in selects]
+    return sa.union(*statements) if union else statements[0].distinct()
 
 
 def _differs(t: FromClause, column: str, rep: Replacement) -> ColumnElement[bool]:

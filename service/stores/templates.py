@@ -36,3 +36,35 @@ class Template:
 
     def for_everyone(self) -> str:
         return self.text.replace("{" + self.identity_type + "}", "*")
+
+    def value_pattern(self, *, paths: bool) -> re.Pattern[str]:
+        """A regex matching what `for_everyone()` matches (glob: `*`, `?`, `[...]`, `\\x`, and `**` for paths) and
+        capturing the identity value: read from a file's relative path (`paths`: `*` stays within a path segment)
+        or from a Redis key. The shortest value wins where a pattern allows several."""
+        one, value = ("[^/]", "[^/]+?") if paths else (".", ".+?")
+        placeholder = "{" + self.identity_type + "}"
+        out, i, text = [], 0, self.text
+        while i < len(text):
+            if text.startswith(placeholder, i):
+                out.append(f"(?P<value>{value})")
+                i += len(placeholder)
+            elif text.startswith("**", i) and paths:
+                out.append(".*")
+                i += 2
+            elif text[i] == "*":
+                out.append(one + "*")
+                i += 1
+            elif text[i] == "?":
+                out.append(one)
+                i += 1
+            elif text[i] == "[" and (end := text.find("]", i + 2)) != -1:
+                body = text[i + 1:end]
+                out.append("[" + ("^" + body[1:] if body[0] in "!^" else body).replace("\\", "\\\\") + "]")
+                i = end + 1
+            elif text[i] == "\\" and i + 1 < len(text) and not paths:
+                out.append(re.escape(text[i + 1]))
+                i += 2
+            else:
+                out.append(re.escape(text[i]))
+                i += 1
+        return re.compile("".join(out), re.DOTALL)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.dsar.conftest import inline_app_with  # noqa: F401 - the dsar tests' fixture: an app on the demo estate
+
 ALL = "admin,consent:read,consent:write"
 
 POLICY = {

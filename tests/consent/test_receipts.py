@@ -10,6 +10,8 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
+from service.tenancy import create_app_tenant, create_key
+
 SCHEMA_FILE = Path(__file__).parent / "fixtures" / "kantara-consent-receipt-v1_1-schema.json"
 
 
@@ -75,8 +77,54 @@ def test_receipt_carries_27560_fields_and_only_the_pseudonym(client, consent):
     assert claims["policy"]["key"] == "privacy" and claims["policy"]["version"] == "1.0"
     assert claims["purposeStates"] == {"core": "granted", "analytics": "granted", "ads": "denied"}
     assert claims["lawfulBasis"] == {"core": "contract", "analytics": "consent", "ads": "consent"}
-    assert claims["retention"] == {"analytics": "P2Y"}
+    assert claims["retention"] == {"core": "until withdrawn", "analytics": "P2Y", "ads": "until withdrawn"}
     assert claims["recordType"] == "consent" and re.fullmatch(r"[0-9a-f]{64}", claims["recordHash"])
+    # 27560 through DPV: lawful bases, consent states, parties, who acted, how to withdraw, for how long.
+    assert claims["lawfulBasisIri"] == {"core": "dpv:Contract", "analytics": "dpv:Consent", "ads": "dpv:Consent"}
+    assert claims["consentStates"] == {"core": "dpv:ConsentGiven", "analytics": "dpv:ConsentGiven",
+                                       "ads": "dpv:ConsentRefused"}
+    kinds = {p["purposeKey"]: p["consentType"] for p in claims["services"][0]["purposes"]}
+    assert kinds == {"core": "NOT_CONSENT", "analytics": "EXPLICIT", "ads": "EXPLICIT"}  # core is a contract
+    assert claims["parties"] == {"controller": "dpv:DataController", "principal": "dpv:DataSubject",
+                                 "thirdParties": {"AdPartner Ltd.": "dpv:ThirdParty"}}
+    assert claims["actingEntity"]["partyType"] == "dpv:DataSubject"
+    assert claims["actingEntity"]["recordedBy"].startswith("key:")
+    assert claims["actingEntity"]["channel"] == "android"
+    assert claims["withdrawalMethod"]["privacyCentre"].endswith("/privacy/app-a/consents")
+    assert claims["validity"]["type"] == "dpv:UntilEventDuration"
+    assert claims["storageLocations"] == {"core": ["cloud-photos"], "analytics": [], "ads": []}  # the demo estate
+    assert claims["sensitive"] is False and claims["spiCat"] == []
+    # One record per app, policy and subject: its id stays across events, unlike the receipt's.
+    again = verify_with_joserfc(client, consent("alice@example.com").json["receipt"])
+    other = verify_with_joserfc(client, consent("bob@example.com").json["receipt"])
+    assert again["recordId"] == claims["recordId"] != other["recordId"]
+    assert claims["recordId"].startswith("urn:uuid:") and again["consentReceiptID"] != claims["consentReceiptID"]
+
+
+def test_receipt_names_the_stores_and_the_sensitive_categories(inline_app_with):
+    """On the demo estate: each purpose's categories are found in the stores that hold them; a configured
+    special category makes the receipt sensitive."""
+    app = inline_app_with('[consent]\nsensitive_categories = ["location"]\n')
+    client = app.test_client()
+    with app.extensions["db"].session() as session:
+        create_app_tenant(session, "photos")
+        _, secret = create_key(session, "photos", frozenset({"admin"}))
+    headers = {"Authorization": f"Bearer {secret}"}
+    policy = {"key": "privacy", "title": "Cloud Photos", "purposes": [
+        {"key": "backup", "description": "Back up photos", "lawful_basis": "contract", "required": True,
+         "pii_categories": ["photos", "contact"]},
+        {"key": "map", "description": "Photos on a map", "pii_categories": ["location"]}]}
+    assert client.post("/v1/policies", json=policy, headers=headers).status_code == 201
+    assert client.post("/v1/policies/privacy/versions", json={"version": "1", "text": "t", "material": True},
+                       headers=headers).status_code == 201
+    made = client.post("/v1/consents", json={"subject_id": "u1", "policy": "privacy", "version": "1",
+                                             "purposes": {"backup": True, "map": True}, "channel": "ios",
+                                             "locale": "zh-CN"}, headers=headers)
+    assert made.status_code == 201, made.json
+    claims = verify_with_joserfc(client, made.json["receipt"])
+    assert claims["storageLocations"] == {"backup": ["cloud-photos", "uploads"], "map": ["cloud-photos"]}
+    assert claims["sensitive"] is True and claims["spiCat"] == ["location"]
+    jsonschema.validate(claims, kantara_schema())
 
 
 def test_gpc_receipt_says_so(client, headers, consent):
@@ -93,6 +141,7 @@ def test_withdrawal_receipt(client, headers, consent):
     claims = verify_with_joserfc(client, token)
     assert claims["recordType"] == "withdrawal"
     assert claims["purposeStates"]["analytics"] == "withdrawn" and claims["purposeStates"]["core"] == "granted"
+    assert claims["consentStates"]["analytics"] == "dpv:ConsentWithdrawn"
     jsonschema.validate(claims, kantara_schema())
 
 

@@ -67,3 +67,40 @@ def test_an_admin_limited_to_an_app_keeps_to_it(app, make_operator, make_key):
     assert wide.status_code == 422
     elsewhere = post_form(admin.browser, "/console/apps", "/console/keys", {"app": "other", "scopes": "consent:read"})
     assert elsewhere.status_code == 422 and 'id="app-error"' in elsewhere.text
+
+
+def test_the_keys_are_paged_on_the_server(app, make_operator):
+    from console.app_pages import KEYS_PAGE
+    from service.tenancy import create_app_tenant, create_key
+
+    with app.extensions["db"].session() as session:
+        for slug in ("alpha", "beta"):
+            create_app_tenant(session, slug)
+            for n in range(KEYS_PAGE // 2 + 3):  # two apps' keys: more than one page in all
+                create_key(session, slug, frozenset({"consent:read"}), label=f"{slug}-{n:03}")
+    admin = make_operator("admin")
+    first, second = admin.browser.get("/console/apps").text, admin.browser.get("/console/apps?page=2").text
+    labels = re.compile(r"<td>((?:alpha|beta)-\d{3})</td>")
+    shown = labels.findall(first) + labels.findall(second)
+    assert len(labels.findall(first)) == KEYS_PAGE and "Page 1 of 2" in first
+    assert sorted(shown) == shown and len(set(shown)) == 2 * (KEYS_PAGE // 2 + 3)  # every key once, in order
+    assert labels.findall(admin.browser.get("/console/apps?page=x").text) == labels.findall(first)
+
+
+def test_the_keys_list_shows_expiry_and_last_use(app, make_operator, client):
+    from datetime import timedelta
+
+    from service.db import utcnow
+    from service.tenancy import create_app_tenant, create_key
+
+    with app.extensions["db"].session() as session:
+        create_app_tenant(session, "garden")
+        _, secret = create_key(session, "garden", frozenset({"dsar:manage"}), label="used")
+        create_key(session, "garden", frozenset({"dsar:manage"}), label="dated",
+                   expires_at=utcnow() + timedelta(days=3))
+    assert client.get("/v1/holds", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    page = make_operator("admin").browser.get("/console/apps").text
+    rows = {m[0]: m[1] for m in re.findall(r"<td>(used|dated)</td>(.*?)</tr>", page, re.S)}
+    assert "Never" not in rows["used"] and "Never" in rows["dated"]  # last use
+    dash = "<td>\u2013</td>"  # no expiry
+    assert rows["dated"].count(dash) == 0 and rows["used"].count(dash) == 1

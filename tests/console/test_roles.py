@@ -16,7 +16,7 @@ RETENTION, ADMINS = {"retention", "admin"}, {"admin"}
 # Pages anyone may open (signing in, setting up, the stylesheet); every other console view has a guard.
 PUBLIC = {"console.signin", "console.signin_post", "console.signout", "console.setup_link", "console.setup",
           "console.setup_post", "console.setup_totp", "console.setup_totp_post", "console.setup_skip",
-          "console.static"}
+          "console.static", "console.sso_start", "console.sso_callback"}
 # endpoint -> (method, path with {id}, roles allowed): written out, not derived from the code under test.
 MATRIX = {
     "console.overview": ("GET", "/console/", EVERYONE),
@@ -52,6 +52,14 @@ MATRIX = {
     "console.key_create": ("POST", "/console/keys", ADMINS),
     "console.key_revoke_confirm": ("GET", "/console/keys/{key}/revoke", ADMINS),
     "console.key_revoke": ("POST", "/console/keys/{key}/revoke", ADMINS),
+    "console.incidents_list": ("GET", "/console/incidents", EVERYONE),
+    "console.incident_create": ("POST", "/console/incidents", ADMINS),
+    "console.incident_page": ("GET", "/console/incidents/{incident}", EVERYONE),
+    "console.incident_advance": ("POST", "/console/incidents/{incident}/state", ADMINS),
+    "console.incident_notify": ("POST", "/console/incidents/{incident}/notifications", ADMINS),
+    "console.incident_assess": ("POST", "/console/incidents/{incident}/assess", ADMINS),
+    "console.incident_report": ("GET", "/console/incidents/{incident}/report", EVERYONE),
+    "console.incident_record": ("GET", "/console/incidents/{incident}/record", EVERYONE),
     "console.signout_everywhere": ("POST", "/console/signout-everywhere", EVERYONE),
 }
 APP_ROUTES = ("console.request_detail", "console.certificate", "console.identity", "console.confirm", "console.act")
@@ -66,10 +74,11 @@ def submit(client, headers, email="person@example.com") -> str:
 
 @pytest.fixture
 def objects(app, client, make_key) -> dict[str, str]:
-    """A hold, a retention policy, a finished preview and a key of app `shop`, for the routes that name one."""
+    """A hold, a retention policy, a finished preview, an incident (no window: nothing to assess) and a key of
+    app `shop`, for the routes that name one."""
     from service.tenancy import ApiKey
 
-    headers = make_key("shop", "dsar:manage,platform:retention")
+    headers = make_key("shop", "dsar:manage,platform:retention,incidents:manage")
     hold = client.post("/v1/holds", headers=headers, json={"category": "photos", "reason": "litigation"})
     assert hold.status_code == 201, hold.json
     policy = client.post("/v1/retention/policies", headers=headers, json={
@@ -77,9 +86,14 @@ def objects(app, client, make_key) -> dict[str, str]:
     assert policy.status_code == 201, policy.json
     run = client.post("/v1/retention/runs", headers=headers, json={"policy": "uploads.avatars", "dry_run": True})
     assert run.status_code == 202, run.json
+    incident = client.post("/v1/incidents", headers=headers, json={
+        "title": "t", "description": "d", "discovered_at": "2026-11-01T10:00:00Z",
+        "scope": [{"store": "uploads", "category": "photos"}], "jurisdictions": ["GDPR"]})
+    assert incident.status_code == 201, incident.json
     with app.extensions["db"].sessions() as session:
         key = session.scalars(select(ApiKey.key_id)).first()
-    return {"hold": hold.json["id"], "policy": "uploads.avatars", "run": run.json["id"], "key": key}
+    return {"hold": hold.json["id"], "policy": "uploads.avatars", "run": run.json["id"], "key": key,
+            "incident": incident.json["id"]}
 
 
 @pytest.fixture

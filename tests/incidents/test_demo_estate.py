@@ -48,7 +48,8 @@ def _inline(app: Flask):
     return InProcessQueue(lambda: use_runtime(app.extensions["runtime"]))
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: datetime | str) -> datetime:
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite hands text back
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

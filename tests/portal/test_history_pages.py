@@ -120,6 +120,9 @@ def test_the_downloaded_receipt_verifies_with_the_jwks_and_matches_the_event(app
     assert claims["purposeStates"] == {"essential": "granted", "analytics": "granted", "marketing": "denied"}
     assert claims["policy"]["key"] == "app" and claims["policy"]["version"] == "1"
     assert claims["sub"] == pseudonym(app, "shop", "user-1")
+    # The person acted in the privacy centre, named by pseudonym only.
+    assert claims["actingEntity"] == {"partyType": "dpv:DataSubject", "recordedBy": f"subject:{claims['sub']}",
+                                      "channel": "privacy-centre"}
     with app.extensions["db"].sessions() as session:
         audited = session.scalars(select(AuditEvent).where(AuditEvent.action == "portal.receipt_downloaded")).all()
     assert [(a.actor, a.resource_type, a.resource_id) for a in audited] == [

@@ -42,7 +42,7 @@ def requests_made(live_server, make_key) -> list[str]:
 
 
 def test_every_page_is_light_local_and_accessible_and_the_readme_s_screenshots(
-        live_server, requests_made, new_page, check_page, screenshot):
+        live_server, requests_made, new_page, check_page, screenshot, make_key):
     admin = make_operator(live_server.app, "privacy-lead@example.com", "admin")
     page = new_page()
     assert sign_in(page, admin).status == 200
@@ -51,8 +51,14 @@ def test_every_page_is_light_local_and_accessible_and_the_readme_s_screenshots(
     paths = sorted({href for href in menu.evaluate_all("links => links.map(a => a.getAttribute('href'))")})
     assert {"/console/", "/console/requests", "/console/account"} <= set(paths), paths
     request_id = requests_made[1]  # overdue, awaiting its code
+    incident = live_server.app.test_client().post("/v1/incidents", headers=make_key("shop", "incidents:manage"), json={
+        "title": "Uploads bucket public", "description": "Readable by anyone for a week.",
+        "discovered_at": (utcnow() - timedelta(days=4)).isoformat(), "jurisdictions": ["GDPR", "PIPL"],
+        "scope": [{"store": "uploads", "category": "photos"}], "severity": "high"})
+    assert incident.status_code == 201, incident.json
     paths += [f"/console/requests/{request_id}", f"/console/requests/{request_id}/identity",
-              "/console/requests?overdue=yes", "/console/requests?state=open&sort=received"]
+              "/console/requests?overdue=yes", "/console/requests?state=open&sort=received",
+              f"/console/incidents/{incident.json['id']}", "/console/incidents?overdue=yes"]
     for path in paths:
         network.load(page, path)
         assert page.title(), path

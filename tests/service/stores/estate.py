@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from service.stores import demo
-from service.stores.conformance import Subject
+from service.stores.conformance import Subject, Window
 from service.stores.options import StoreContext
 from service.stores.registry import DEMO_ESTATE, Registry, _build, declarations
 from tests.service.stores.conftest import HASH_KEY, NOW
@@ -91,3 +91,51 @@ def _first(subjects: list[Subject], good: object) -> list[Subject]:
     """Put a subject that has what every test needs first (the one the tests act on)."""
     chosen = next(s for s in subjects if good(s))  # type: ignore[operator]
     return [chosen, *(s for s in subjects if s is not chosen)]
+
+
+def _window(category: str, records: list[tuple[datetime, Mapping[str, str]]]) -> Window:
+    """A Window over seeded (record time, identity) pairs: the middle half of the record times, in whole seconds,
+    and edges at two records of whole-second times (none where every time has a fraction)."""
+
+    def expect(since: datetime, until: datetime) -> list[Mapping[str, str]]:
+        found = {tuple(sorted(i.items())) for t, i in records if since <= t < until}
+        return [dict(i) for i in sorted(found)]
+
+    times = sorted(t for t, _ in records)
+    since, until = (times[len(times) * q // 4].replace(microsecond=0) for q in (1, 3))
+    whole = [t for t in times if t.microsecond == 0]
+    return Window(category, since, until, expect, edges=[whole[len(whole) // 3], whole[-1]] if whole else [])
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
+
+
+def sql_window(category: str) -> Window:
+    """What the SQL store holds of `category` per person: each record's time and the identity it can read."""
+    records: list[tuple[datetime, Mapping[str, str]]] = []
+    for p in demo.people(PEOPLE, SEED, NOW):
+        uid = {"user_id": str(p.user["id"])}
+        rows = {"contact": [(p.user["last_seen_at"], {**uid, "email": p.user["email"], "phone": p.user["phone"]})],
+                "orders": [(o["ordered_at"], {**uid, "email": o["email"]}) for o in p.orders],
+                "device_log": [(x["logged_at"], uid) for x in p.logs],
+                "location": [(x["created_at"], uid) for x in p.photos],
+                "photos": [(x["created_at"], uid) for x in p.photos + p.albums]}[category]
+        records += [(_utc(t), i) for t, i in rows]
+    return _window(category, records)
+
+
+def file_window(category: str) -> Window:
+    records: list[tuple[datetime, Mapping[str, str]]] = []
+    for p in demo.people(PEOPLE, SEED, NOW):
+        uid = {"user_id": str(p.user["id"])}
+        if category == "photos":
+            records += [(_utc(x["created_at"]), uid) for x in p.photos]
+        elif p.user["id"] % 2:
+            records.append((_utc(p.user["created_at"]), uid))
+    return _window(category, records)
+
+
+def redis_window() -> Window:
+    return _window("sessions", [(datetime.fromtimestamp(int(created), UTC), {"user_id": str(p.user["id"])})
+                                for p in demo.people(PEOPLE, SEED, NOW) for _, created in p.sessions])

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.stores.conformance import Case, StoreConformance
-from tests.service.stores.estate import CUTOFFS, estate, file_subjects
+from tests.service.stores.estate import CUTOFFS, estate, file_subjects, file_window
 
 
 class TestFileStore(StoreConformance):
@@ -16,4 +16,4 @@ class TestFileStore(StoreConformance):
         with estate(f"sqlite:///{tmp_path / 'estate.sqlite3'}", tmp_path) as registry:
             yield Case(registry.get("uploads"), file_subjects(request.param), expire_category=request.param,
                        cutoff=CUTOFFS[request.param], hold_category="avatars", batch_size=1
-                       if request.param == "avatars" else 3)
+                       if request.param == "avatars" else 3, window=file_window(request.param))

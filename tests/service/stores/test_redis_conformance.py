@@ -8,7 +8,7 @@ import pytest
 
 from service.stores.conformance import Case, StoreConformance
 from tests.service.stores.conftest import STORES_REDIS_URL
-from tests.service.stores.estate import CUTOFFS, REDIS_ESTATE, estate, redis_subjects
+from tests.service.stores.estate import CUTOFFS, REDIS_ESTATE, estate, redis_subjects, redis_window
 
 
 class TestRedisStore(StoreConformance):
@@ -17,4 +17,4 @@ class TestRedisStore(StoreConformance):
         with estate(f"sqlite:///{tmp_path / 'estate.sqlite3'}", tmp_path, {"REDIS_URL": STORES_REDIS_URL},
                     files=(REDIS_ESTATE,), redis_prefix=redis_prefix) as registry:
             yield Case(registry.get("sessions"), redis_subjects("sessions"), expire_category="sessions",
-                       cutoff=CUTOFFS["sessions"], hold_category="search_history")
+                       cutoff=CUTOFFS["sessions"], hold_category="search_history", window=redis_window())

@@ -12,8 +12,9 @@ def test_stores_lists_each_store_with_its_health(client, make_key):
     assert by_name["cloud-photos"] == {
         "name": "cloud-photos", "plugin": "sql",
         "categories": ["contact", "orders", "device_log", "photos", "location"],
-        "identity_types": ["user_id", "email", "phone"], "health": "ok"}
+        "identity_types": ["user_id", "email", "phone"], "capabilities": ["subjects"], "health": "ok"}
     assert by_name["uploads"]["categories"] == ["photos", "avatars"]
+    assert by_name["uploads"]["capabilities"] == ["subjects"]
 
 
 def test_stores_and_datamap_need_platform_read(client, make_key):
@@ -28,8 +29,9 @@ def test_datamap_shows_where_each_category_lives(client, make_key):
     r = client.get("/v1/datamap", headers=make_key("ops", "platform:read"))
     assert r.status_code == 200
     places = {c["category"]: c["locations"] for c in r.json["categories"]}
-    assert places["photos"] == [{"store": "cloud-photos", "plugin": "sql", "retention": None},
-                                {"store": "uploads", "plugin": "files", "retention": None}]
+    assert places["photos"] == [
+        {"store": "cloud-photos", "plugin": "sql", "capabilities": ["subjects"], "retention": None},
+        {"store": "uploads", "plugin": "files", "capabilities": ["subjects"], "retention": None}]
     assert [loc["store"] for loc in places["orders"]] == ["cloud-photos"]
     assert set(places) == {"contact", "orders", "device_log", "photos", "location", "avatars"}
 

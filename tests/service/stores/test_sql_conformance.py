@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.stores.conformance import Case, StoreConformance
-from tests.service.stores.estate import CUTOFFS, estate, sql_subjects
+from tests.service.stores.estate import CUTOFFS, estate, sql_subjects, sql_window
 
 
 class TestSqlStore(StoreConformance):
@@ -17,4 +17,5 @@ class TestSqlStore(StoreConformance):
     def case(self, request: pytest.FixtureRequest, sql_url: str, tmp_path) -> Iterator[Case]:
         with estate(sql_url, tmp_path) as registry:
             yield Case(registry.get("cloud-photos"), sql_subjects(request.param), expire_category=request.param,
-                       cutoff=CUTOFFS[request.param], hold_category="orders", kept_with_hold={"contact"})
+                       cutoff=CUTOFFS[request.param], hold_category="orders", kept_with_hold={"contact"},
+                       window=sql_window(request.param))
