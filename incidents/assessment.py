@@ -18,14 +18,20 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from incidents import config
-from incidents.models import AffectedSubject, AffectedSubjectKey, AssessmentRun, AssessmentStep, Incident
+from incidents import config, leases
+from incidents.models import (
+    AffectedSubject,
+    AffectedSubjectKey,
+    AssessmentRun,
+    AssessmentStep,
+    Delivery,
+    Incident,
+)
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
@@ -38,13 +44,9 @@ except ImportError:  # pragma: no cover - removed once stores.subjects is merged
         return "subjects" in getattr(store.describe(), "capabilities", ())
 
 log = logging.getLogger(__name__)
-LIVE = ("queued", "running")
+LIVE = leases.LIVE
 CONTACT_TYPES = ("email",)
 _CHUNK = 500  # keys per IN (...) lookup, within every backend's parameter limit
-
-
-class LeaseLost(Exception):
-    """Another attempt holds the run now: this one stops."""
 
 
 def _audit(session: Session, app_id: int | None, actor: str, incident_id: str, action: str,
@@ -136,32 +138,10 @@ def run_view(session: Session, run: AssessmentRun) -> dict[str, Any]:
 
 # --- execution ------------------------------------------------------------------------------------------------
 
-def _claim(db: Any, run_id: str, ttl: int) -> str | None:
-    """Take the run for this attempt when it is live and no live attempt holds it. Commits."""
-    token, now = uuid.uuid4().hex, utcnow()
-    with db.session() as session:
-        done = session.execute(
-            update(AssessmentRun)
-            .where(AssessmentRun.id == run_id, AssessmentRun.state.in_(LIVE),
-                   or_(AssessmentRun.lease_expires_at.is_(None), AssessmentRun.lease_expires_at < now))
-            .values(lease_token=token, lease_expires_at=now + timedelta(seconds=ttl), state="running",
-                    attempts=AssessmentRun.attempts + 1, started_at=func.coalesce(AssessmentRun.started_at, now)),
-            execution_options={"synchronize_session": False})
-    return token if done.rowcount == 1 else None
-
-
-def _renew(session: Session, run_id: str, token: str, ttl: int) -> None:
-    done = session.execute(update(AssessmentRun).where(AssessmentRun.id == run_id, AssessmentRun.lease_token == token)
-                           .values(lease_expires_at=utcnow() + timedelta(seconds=ttl)),
-                           execution_options={"synchronize_session": False})
-    if done.rowcount != 1:
-        raise LeaseLost(run_id)
-
-
 def execute(rt: Any, stores: Any, run_id: str) -> str | None:
     """Execute or resume a run; None when another attempt holds it or it has finished. Commits per batch."""
     opts = config.options(rt.settings)
-    token = _claim(rt.db, run_id, opts.lease_seconds)
+    token = leases.claim(rt.db, AssessmentRun, run_id, opts.lease_seconds)
     if token is None:
         return None
     with rt.db.sessions() as session:
@@ -176,11 +156,11 @@ def execute(rt: Any, stores: Any, run_id: str) -> str | None:
             if state in ("done", "not_determinable"):
                 continue
             _step(rt, stores, run_id, token, app_id, step_id, store_name, category, since, until, opts)
-    except LeaseLost:
+    except leases.LeaseLost:
         log.warning("assessment run %s: lease lost; another attempt carries on", run_id)
         return None
     with rt.db.session() as session:
-        _renew(session, run_id, token, opts.lease_seconds)
+        leases.renew(session, AssessmentRun, run_id, token, opts.lease_seconds)
         run = session.get(AssessmentRun, run_id)
         assert run is not None
         failed = session.scalar(select(func.count()).where(AssessmentStep.run_id == run_id,
@@ -200,7 +180,7 @@ def execute(rt: Any, stores: Any, run_id: str) -> str | None:
 def _step(rt: Any, stores: Any, run_id: str, token: str, app_id: int, step_id: int, store_name: str,
           category: str, since: Any, until: Any, opts: config.Options) -> None:
     with rt.db.session() as session:
-        _renew(session, run_id, token, opts.lease_seconds)
+        leases.renew(session, AssessmentRun, run_id, token, opts.lease_seconds)
         step = session.get(AssessmentStep, step_id)
         assert step is not None
         # A step caught running was cut off by a crash: list it again from the start (the union is idempotent).
@@ -215,7 +195,7 @@ def _step(rt: Any, stores: Any, run_id: str, token: str, app_id: int, step_id: i
     try:
         for batch in store.subjects(category, since, until, batch_size=opts.batch_size):
             with rt.db.session() as session:
-                _renew(session, run_id, token, opts.lease_seconds)
+                leases.renew(session, AssessmentRun, run_id, token, opts.lease_seconds)
                 merge(session, rt.keys, app_id, run_id, batch)
                 session.execute(update(AssessmentStep).where(AssessmentStep.id == step_id).values(
                     subjects=AssessmentStep.subjects + len(batch), batches=AssessmentStep.batches + 1),
@@ -226,7 +206,7 @@ def _step(rt: Any, stores: Any, run_id: str, token: str, app_id: int, step_id: i
                             .values(state="failed", error=str(exc)[:2000]))
         return
     with rt.db.session() as session:
-        _renew(session, run_id, token, opts.lease_seconds)
+        leases.renew(session, AssessmentRun, run_id, token, opts.lease_seconds)
         session.execute(update(AssessmentStep).where(AssessmentStep.id == step_id).values(state="done"))
 
 
@@ -308,6 +288,10 @@ def merge(session: Session, keys: Any, app_id: int, run_id: str, batch: Iterable
 def destroy_subjects(session: Session, run_id: str) -> int:
     """Destroy a run's subject list (keys and sealed identities); the counts stay. In the caller's transaction."""
     session.execute(delete(AffectedSubjectKey).where(AffectedSubjectKey.run_id == run_id))
+    # A campaign's deliveries stay as evidence of what was queued, without the person.
+    session.execute(update(Delivery).where(Delivery.subject_id.in_(
+        select(AffectedSubject.id).where(AffectedSubject.run_id == run_id))).values(subject_id=None),
+        execution_options={"synchronize_session": False})
     gone = session.execute(delete(AffectedSubject).where(AffectedSubject.run_id == run_id)).rowcount
     session.execute(update(AssessmentRun).where(AssessmentRun.id == run_id)
                     .values(subjects_destroyed_at=utcnow()))

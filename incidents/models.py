@@ -172,6 +172,7 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
     lease_token: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None]
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -186,8 +187,9 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("incident_campaigns.id"), index=True)
-    subject_id: Mapped[int] = mapped_column(ForeignKey("incident_subjects.id"))
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    # Cleared when the subject list is destroyed; the row stays as evidence that a notice was queued.
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("incident_subjects.id"))
+    state: Mapped[str] = mapped_column(String(20), default="queued")
     mail_id: Mapped[str | None] = mapped_column(String(36))
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,15 +1,17 @@
 """The signed incident record issued when an incident closes: a JWS with the receipt keys (verify with
-/.well-known/jwks.json) stating the clock, when each obligation was met, and the assessment's counts."""
+/.well-known/jwks.json) stating the clock, when each obligation was met, the assessment's and the campaigns'
+counts."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from incidents import assessment, clocks
-from incidents.models import Incident
+from incidents import assessment, campaigns, clocks
+from incidents.models import Campaign, Incident
 from service.db import utcnow
 
 RECORD_TYPE = "incident-record"
@@ -41,6 +43,11 @@ def claims(rt: Any, session: Session, incident: Incident, table: clocks.Table) -
                      "scope": incident.scope},
         "obligations": obligations,
         "assessment": None if latest is None else assessment.counts(session, latest),
+        "campaigns": [{"id": c.id, "run": c.run_id, "finishedAt": _iso(c.finished_at), "state": c.state,
+                       "counts": campaigns.report(session, c)["counts"]}
+                      for c in session.scalars(select(Campaign).where(Campaign.incident_id == incident.id,
+                                                                      Campaign.dry_run.is_(False))
+                                               .order_by(Campaign.created_at))],
     }
 
 

@@ -9,7 +9,7 @@ from flask import Response, current_app
 from flask_smorest.pagination import PaginationParameters
 from sqlalchemy.orm import Session
 
-from incidents import assessment, cases, clocks, jobs, report, schemas
+from incidents import assessment, campaigns, cases, clocks, jobs, report, schemas
 from service.api import ApiBlueprint
 from service.auth import current_principal, require_scope
 from service.errors import NotFound
@@ -195,3 +195,31 @@ def get_record(incident_id: str) -> Any:
     return Response(token, mimetype="application/jose", headers={
         "Content-Disposition": f'attachment; filename="incident-{incident_id}.jws"',
         "X-Record-SHA256": digest or ""})
+
+
+@blp.post("/<incident_id>/campaigns")
+@require_scope(SCOPE)
+@blp.arguments(schemas.IncidentCampaignIn)
+@blp.response(202, schemas.IncidentCampaignOut)
+def create_campaign(data: dict[str, Any], incident_id: str) -> Any:
+    """A notice campaign to the people of an assessment: a dry run (the default) counts who would be written to;
+    a real one, after a dry run with the same messages, queues one email per person through the outbox."""
+    with _db().session() as session:
+        incident = cases.get(session, current_principal().app_id, incident_id)
+        campaign_id = campaigns.create(session, incident, _actor().name, data).id
+    jobs.dispatch_campaign(current_app.extensions["queue"], campaign_id)
+    return _campaign(incident_id, campaign_id)
+
+
+def _campaign(incident_id: str, campaign_id: str) -> Any:
+    with _db().session() as session:
+        incident = cases.get(session, current_principal().app_id, incident_id)
+        return campaigns.report(session, campaigns.get(session, incident, campaign_id))
+
+
+@blp.get("/<incident_id>/campaigns/<campaign_id>")
+@require_scope(SCOPE)
+@blp.response(200, schemas.IncidentCampaignOut)
+def get_campaign(incident_id: str, campaign_id: str) -> Any:
+    """A campaign's progress and counts (people, reachable, notices queued, the mail's states)."""
+    return _campaign(incident_id, campaign_id)

@@ -166,3 +166,35 @@ class IncidentAssessmentOut(Schema):
 class IncidentReportQuery(Schema):
     format = Text(10, load_default="json", validate=validate.OneOf(("json", "html")))
     lang = Text(10, load_default="en", validate=validate.OneOf(("en", "zh")))
+
+
+class IncidentNoticeText(Schema):
+    subject = Text(200, required=True)
+    text = Text(20000, required=True, multiline=True)
+
+
+class IncidentCampaignIn(Schema):
+    messages = fields.Dict(keys=Text(10, validate=validate.OneOf(("en", "zh"))),
+                           values=fields.Nested(IncidentNoticeText), required=True,
+                           validate=validate.Length(min=1),
+                           metadata={"description": "the notice per language (en, zh); en is sent when given"})
+    dry_run = fields.Boolean(load_default=True, metadata={"description": "count only; a real campaign needs one"})
+    run = Text(36, load_default=None, metadata={"description": "default: the latest succeeded assessment run"})
+    per_minute = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100_000),
+                                metadata={"description": "throttle: notices queued per minute (none: no limit)"})
+
+
+class IncidentCampaignOut(Schema):
+    id = fields.String()
+    run = fields.String()
+    dry_run = fields.Boolean()
+    state = fields.String()
+    per_minute = fields.Integer(allow_none=True)
+    languages = fields.List(fields.String())
+    requested_by = fields.String()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    attempts = fields.Integer()
+    error = fields.String(allow_none=True)
+    counts = fields.Dict()

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 LOCALES = ("en", "zh_Hans")
 KINDS = ("verification_code", "request_received", "deadline_extended", "request_completed",
-         "request_partially_completed", "request_failed", "request_rejected")
+         "request_partially_completed", "request_failed", "request_rejected", "notice")
 # Messages to companies (processors), not to people: English only, outside the catalogue (no {% trans %}).
 COMPANY_KINDS = ("processor_erasure",)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -92,8 +92,9 @@ def render(kind: str, locale: str, context: Mapping[str, Any]) -> Rendered:
     """Subject, text and HTML of `kind` in `locale` (one of LOCALES). The context of the request notices:
     `request_id`, `request_type`, `app_name`, `link` and `link_valid_for` (a timedelta) for all but the code;
     `code` and `minutes` (the code), `due` (received, extended), `reason` (extended, rejected), `export_ready`
-    and `export_valid_for` (completed, partially completed). COMPANY_KINDS have their own context (see each
-    template) and are written in English whatever the locale."""
+    and `export_valid_for` (completed, partially completed). `notice` is a message whose text the sender wrote
+    in the locale (`notice_subject`, `notice_text`, a notice to many people), with `request_id` as its reference.
+    COMPANY_KINDS have their own context (see each template) and are written in English whatever the locale."""
     if kind not in KINDS + COMPANY_KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
     if locale not in LOCALES:

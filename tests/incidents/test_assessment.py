@@ -133,6 +133,7 @@ def test_subject_list_is_destroyed_with_the_incidents_retention(client, headers,
     claims = inc_app.extensions["keys"].signer.verify(
         client.get(f"/v1/incidents/{made['id']}/record", headers=headers).get_data(as_text=True))
     assert claims["assessment"]["distinct_subjects"] == 5 and claims["assessment"]["with_contact"] == 4
+    assert claims["campaigns"] == []
     rt = inc_app.extensions["runtime"]
     from service.runtime import use_runtime
 

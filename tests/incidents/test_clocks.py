@@ -104,3 +104,16 @@ def test_overdue_first_notifications_meet_clocks_and_readyz(client, headers, ope
     client.patch(f"/v1/incidents/{fresh['id']}", headers=headers, json={
         "reason": "assessed", "state": "assessed", "risk": "unlikely", "risk_reasoning": "hashed and salted"})
     assert client.get("/v1/incidents?overdue=true", headers=headers).json == []
+
+
+def test_bad_incidents_settings_stop_the_service():
+    from incidents import config
+
+    def settings(toml):
+        return type("S", (), {"toml": toml})()
+
+    assert config.options(settings({})).batch_size == 1000
+    for bad, where in [({"batch_size": 0}, "batch_size"), ({"lease": 3}, "unknown option"),
+                       ({"holidays": {"LGPD": ["Christmas"]}}, "holidays")]:
+        with pytest.raises(ConfigError, match=where):
+            config.check(type("R", (), {"settings": settings({"incidents": bad})})(), None)

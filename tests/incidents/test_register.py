@@ -132,3 +132,15 @@ def test_list_filters(client, headers, opened):
     assert ids("jurisdiction=lgpd") == {b["id"]}
     assert ids("overdue=false") == {a["id"], b["id"]}
     assert client.get("/v1/incidents?state=nope", headers=headers).status_code == 422
+
+
+def test_patch_checks_what_it_changes(client, headers, opened):
+    made = opened()
+    url = f"/v1/incidents/{made['id']}"
+    r = client.patch(url, headers=headers, json={"reason": "wider", "scope": [{"store": "crm", "category": "pets"}]})
+    assert r.status_code == 422 and "category" in r.json["errors"]["json"]["scope"]["0"]
+    r = client.patch(url, headers=headers, json={"reason": "earlier", "occurred_until": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 422 and "occurred_until" in r.json["errors"]["json"]
+    r = client.patch(url, headers=headers, json={"reason": "typo", "colour": "red"})
+    assert r.status_code == 422 and "colour" in r.json["errors"]["json"]
+    assert client.get(url, headers=headers).json["version"] == 1  # nothing was saved

@@ -63,11 +63,13 @@ def test_the_committed_mo_is_compiled_from_the_po(tmp_path):
 CONTEXT = {"request_id": "0b6f0a3e", "request_type": "access", "app_name": "Cloud Photos", "code": "204518",
            "minutes": 15, "due": datetime(2026, 12, 20, 9, 30, tzinfo=UTC), "reason": "reason text",
            "link": "https://privacy.example.com/privacy/shop/link/abc", "link_valid_for": timedelta(hours=72),
-           "export_ready": True, "export_valid_for": timedelta(hours=72)}
+           "export_ready": True, "export_valid_for": timedelta(hours=72),
+           "notice_subject": "About your data", "notice_text": "What happened.\n\nWhat you can do."}
+NO_LINK = ("verification_code", "notice")  # the code email, and a notice the sender wrote
 
 
 def _context(kind: str) -> dict[str, Any]:
-    return {**CONTEXT, "link": None} if kind == "verification_code" else CONTEXT  # the code email has no link
+    return {**CONTEXT, "link": None} if kind in NO_LINK else CONTEXT
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -90,7 +92,7 @@ def test_every_kind_renders_text_and_html_with_its_facts(kind, locale):
     assert rendered.html.startswith("<!doctype html>") and f'<html lang="{locale.replace("_", "-")}">' in rendered.html
     for part in (rendered.text, rendered.html):
         assert CONTEXT["request_id"] in part and "Cloud Photos" in part
-        assert (CONTEXT["link"] in part) == (kind != "verification_code")
+        assert (CONTEXT["link"] in part) == (kind not in NO_LINK)
         assert (CONTEXT["code"] in part) == (kind == "verification_code")
     if kind in ("request_received", "deadline_extended") and locale == "en":
         assert "December 20, 2026" in rendered.text
