@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -15,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from privacy import create_app, load_models
 from service.cli import alembic_config
@@ -109,12 +111,22 @@ def _truncate(app: Flask) -> None:
     load_models()
     db = app.extensions["db"]
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
+    if db.dialect != "postgresql":
+        with db.engine.begin() as conn:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+        return
+    # A worker a test SIGKILLed leaves its server backend finishing its statement for a moment, holding locks
+    # that TRUNCATE can deadlock with; PostgreSQL then cancels one side. Try again once that statement is done.
+    for attempt in range(10):
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
