@@ -35,13 +35,7 @@ from incidents.models import (
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
-from service.stores.contract import StoreError
-
-try:  # the store operation is being added to the contract; until then, read the capability the same way
-    from service.stores.contract import can_list_subjects  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - removed once stores.subjects is merged
-    def can_list_subjects(store: Any) -> bool:
-        return "subjects" in getattr(store.describe(), "capabilities", ())
+from service.stores.contract import StoreError, can_list_subjects
 
 log = logging.getLogger(__name__)
 LIVE = leases.LIVE

@@ -1,6 +1,5 @@
 """The assessment over the demo estate (sql + files + redis) with a time window: exact counts against the seeded
-data and deduplication across stores. Needs the stores' `subjects` operation (being added to the contract in
-another branch): skipped until `service.stores.contract.can_list_subjects` exists."""
+data and deduplication across stores, through the stores' `subjects` operation."""
 
 from __future__ import annotations
 
@@ -15,10 +14,9 @@ from flask import Flask
 from redis import Redis
 
 from privacy import create_app
-from service.stores import contract, demo
+from service.stores import demo
 from tests.conftest import ROOT, _truncate
 
-pytestmark = pytest.mark.skipif(not hasattr(contract, "can_list_subjects"), reason="needs stores.subjects")
 STORES_REDIS_URL = os.environ.get("TEST_STORES_REDIS_URL", "redis://127.0.0.1:6379/13")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PEOPLE = 30
