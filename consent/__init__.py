@@ -9,9 +9,9 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Consent's routes, `flask ledger`, its tables, the scheduled ledger verification, the status fast path and
-    the ledger's line in /readyz."""
-    from consent import cli, counts, fastpath, jobs, pack, routes, verifications
+    """Consent's routes, `flask ledger`, its tables, the scheduled ledger verification, the status and recording
+    fast paths and the ledger's line in /readyz."""
+    from consent import cli, counts, fastpath, fastrecord, jobs, pack, routes, verifications
     from service.wiring import CronEntry, ReadinessDetail
 
     wiring.blueprints += [routes.policy_blp, routes.blp]
@@ -27,6 +27,9 @@ def register(wiring: Wiring) -> None:
     # CONSENT_COUNTS_SECONDS (default a minute); the recording path never touches them.
     wiring.cron.append(CronEntry(jobs.fold_counts, queue="default", interval=counts.interval_seconds,
                                  job_timeout=3600, result_ttl=3600))
+    # The recording path sits behind the status one (the status check is the hotter call), and reads the policy
+    # cache fastpath.install makes, at request time.
+    wiring.on_app.append(fastrecord.install)
     wiring.on_app.append(fastpath.install)
     wiring.readiness.append(ReadinessDetail("ledger", verifications.readiness,
                                             missing={"last_verification": None}))
