@@ -65,6 +65,7 @@ lint: $(VENV)/.installed
 ## bench: performance figures as ratios to baselines measured in the same run (needs PostgreSQL, wrk)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/consent.py --repeat 3
+	$(BIN)/python bench/record_path.py
 	$(BIN)/python bench/portal.py --repeat 3
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/stores.py
