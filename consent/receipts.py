@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from consent.models import ConsentEvent
 from consent.views import PolicyView, VersionRow
 from service.config import Settings
 
@@ -50,10 +49,11 @@ def _acting_entity(acting_as: str | None, channel: str) -> dict[str, Any]:
             "recordedBy": acting_as or "key", "channel": channel}
 
 
-def receipt_claims(*, event: ConsentEvent, record_hash: str, policy: PolicyView, version: VersionRow,
+def receipt_claims(*, event: Any, record_hash: str, policy: PolicyView, version: VersionRow,
                    app_slug: str, settings: Settings, gpc_denied: list[str], acting_as: str | None = None,
                    locations: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
-    """The signed payload. The subject appears only as its pseudonym (`piiPrincipalId`/`sub`).
+    """The signed payload of `event` (a ConsentEvent, or the write path's plain consent.chain.NewEvent). The subject
+    appears only as its pseudonym (`piiPrincipalId`/`sub`).
 
     `acting_as` is the audit trail's actor (`key:<id>`, `subject:<pseudonym>`, `operator:<id>`); `locations`
     maps a data category to the stores that hold it (the store registry's), for each purpose's storage

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from consent.cache import PolicyCache
-from consent.chain import append_and_commit, current_version, current_version_and_tail
+from consent.chain import NewEvent, append_and_commit, current_version, current_version_and_tail
 from consent.context import Context
 from consent.models import ConsentEvent, PolicyVersion
 from consent.views import PolicyView, VersionRow
@@ -20,7 +20,7 @@ from service.errors import Conflict, Invalid, NotFound
 
 
 def record_consent(db: Database, ctx: Context, data: dict[str, Any], gpc_header: bool = False,
-                   cache: PolicyCache | None = None) -> ConsentEvent:
+                   cache: PolicyCache | None = None) -> NewEvent:
     """Record consent to the current version, and commit it. On PostgreSQL: one read and one write round trip
     through this thread's autocommit connection."""
     policy = (cache or PolicyCache(0, db.sessions)).get(None, ctx.principal.app_id, data["policy"])
@@ -75,7 +75,7 @@ def _fields(policy: PolicyView, data: dict[str, Any], gpc_header: bool) -> dict[
             "locale": data.get("locale"), "evidence": evidence}
 
 
-def withdraw(db: Database, ctx: Context, data: dict[str, Any], cache: PolicyCache | None = None) -> ConsentEvent:
+def withdraw(db: Database, ctx: Context, data: dict[str, Any], cache: PolicyCache | None = None) -> NewEvent:
     """Withdraw consent for the purposes named (all when none are), and commit it."""
     with db.sessions() as session:
         policy = (cache or PolicyCache(0)).get(session, ctx.principal.app_id, data["policy"])
