@@ -35,7 +35,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 ## fuzz: schemathesis (every check) against a live server on PostgreSQL for FUZZ_SECONDS (20 minutes); the
-## report goes to fuzz-report/ (tests/service/test_fuzz.py is the bounded pass, run with FUZZ=1)
+## report goes to fuzz-report/ (tests/service/test_fuzz.py, in make test, is the bounded pass: about 3 minutes)
 FUZZ_SECONDS ?= 1200
 fuzz: $(VENV)/.installed
 	$(BIN)/python -m tests.service.fuzzing --seconds $(FUZZ_SECONDS) --report-dir fuzz-report

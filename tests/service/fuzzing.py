@@ -2,12 +2,14 @@
 does, `flask run` on a free port, a demo key with every scope, every check, bounded by time.
 
 `make fuzz` runs it for 20 minutes (python -m tests.service.fuzzing --seconds 1200); tests/service/test_fuzz.py
-runs a short pass. The report (schemathesis' output, JUnit XML, the failures as a pytest file) goes to a folder.
+runs a short pass in `make test`. A consent policy is added first (FIXTURE_POLICY) for the stateful phase's links.
+The report (schemathesis' output, JUnit XML, the failures as a pytest file) goes to a folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -62,6 +64,7 @@ def run(seconds: int, report_dir: Path, *, workers: int = 2, seed: int | None = 
                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait(f"http://127.0.0.1:{port}/healthz", server)
+            _consent_policy(f"http://127.0.0.1:{port}", key)
             command = [str(BIN / "schemathesis"), "--config-file", str(CONFIG), "run",
                        f"http://127.0.0.1:{port}/openapi.json", "--checks", "all", "--max-time", str(seconds),
                        "--workers", str(workers), "--phases", phases, "-H", f"Authorization: Bearer {key}",
@@ -84,6 +87,23 @@ def run(seconds: int, report_dir: Path, *, workers: int = 2, seed: int | None = 
             server_log.close()
     text = output.read_text(errors="replace")
     return Outcome(returncode, output, "\n".join(text.rstrip().splitlines()[-40:]))
+
+
+# A policy whose purposes can all be refused, first in GET /v1/policies (no key sorts before "0"): the document's
+# links lead from that list to a consent, then to the subject's status, history and withdrawal, and a consent to
+# it is valid with any answers, including none. (The demo estate has no policy; `make run`'s has a required
+# purpose, which a generated consent would leave out.)
+FIXTURE_POLICY = {"key": "0", "title": "Fuzzing", "purposes": [
+    {"key": "news", "description": "News by email"}, {"key": "stats", "description": "Usage statistics"}]}
+
+
+def _consent_policy(base: str, key: str) -> None:
+    for path, body in (("/v1/policies", FIXTURE_POLICY),
+                       ("/v1/policies/0/versions", {"version": "1", "text": "Terms", "material": True})):
+        request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST", headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 201, (path, r.status)
 
 
 def _wait(url: str, server: subprocess.Popen[bytes]) -> None:
