@@ -21,6 +21,15 @@ POLICY_LINKS = {
                 body={"policy": "$response.body#/key"}),
     "runs": link("get", "/v1/retention/runs", "This policy's runs", parameters={"query.policy": "$response.body#/key"}),
 }
+# Where a run's id is used next.
+RUN_LINKS = {
+    "get": link("get", "/v1/retention/runs/{run_id}", "The run's state and counts",
+                parameters={"path.run_id": "$response.body#/id"}),
+    "certificate": link("get", "/v1/retention/runs/{run_id}/certificate", "Its destruction certificate, once done",
+                        parameters={"path.run_id": "$response.body#/id"}),
+    "retry": link("post", "/v1/retention/runs/{run_id}/retry", "Retry a failed run",
+                  parameters={"path.run_id": "$response.body#/id"}),
+}
 SCOPE = "platform:retention"  # retention spans every app's data: a company-wide scope (service.tenancy)
 
 
@@ -118,7 +127,7 @@ def _replay_run(run_id: str) -> tuple[Any, int]:
 @idempotent(_replay_run)
 @blp.arguments(schemas.RetentionRunIn)
 @blp.response(202, schemas.RetentionRunOut)
-@blp.doc(**links(202, apply=link("post", "/v1/retention/runs",
+@blp.doc(**links(202, **RUN_LINKS, apply=link("post", "/v1/retention/runs",
                                  "Run exactly what this dry run previewed, once it succeeded",
                                  body={"from_dry_run": "$response.body#/id", "dry_run": False})))
 def request_run(data: dict[str, Any]) -> Any:

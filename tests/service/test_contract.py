@@ -224,18 +224,24 @@ def test_every_link_names_an_operation_and_its_parameters(client):
     makes schemathesis' stateful phase fail before it starts)."""
     spec = _spec(client)
     links = _links(spec)
+    sources = {(m, p): params for m, p, _, params in _operations(spec)}
     for method, path, status, name, definition in links:
         _, _, target, params = _target(spec, definition["operationRef"])
-        for key in definition.get("parameters", {}):
+        for key, expression in definition.get("parameters", {}).items():
             where, parameter = key.split(".", 1)
             assert any(p["in"] == where and p["name"] == parameter for p in params), (method, path, name, key)
+            if expression.startswith("$request.path."):  # the source has that path parameter
+                assert any(p["in"] == "path" and p["name"] == expression.rsplit(".", 1)[1]
+                           for p in sources[method, path]), (method, path, name, expression)
         if "requestBody" in definition:
             body = _resolve(spec, target["requestBody"]["content"]["application/json"]["schema"])
             assert set(definition["requestBody"]) <= set(body["properties"]), (method, path, name)
     linked = {_target(spec, d["operationRef"])[:2] for *_, d in links}
     assert {("get", "/v1/consents/status"), ("get", "/v1/subjects/{subject_id}/consents"),
             ("post", "/v1/consents/withdraw"), ("post", "/v1/consents"), ("post", "/v1/retention/runs"),
-            ("get", "/v1/retention/runs")} <= linked
+            ("get", "/v1/retention/runs"), ("get", "/v1/retention/runs/{run_id}"),
+            ("get", "/v1/requests/{request_id}"), ("get", "/v1/incidents/{incident_id}"),
+            ("get", "/v1/incidents/{incident_id}/assessment-runs/{run_id}")} <= linked
 
 
 def _evaluate(expression: Any, request: dict[str, Any], response: Any) -> Any:
