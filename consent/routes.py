@@ -54,9 +54,12 @@ def create_policy(data: dict[str, Any]) -> Any:
 @policy_blp.get("/policies")
 @require_scope("consent:read")
 @policy_blp.response(200, schemas.PolicyOut(many=True))
-@policy_blp.doc(**links(200, record=link(
-    "post", "/v1/consents", "Record a consent to the first policy's current version",
-    body={"policy": "$response.body#/0/key", "version": "$response.body#/0/current_version"})))
+@policy_blp.doc(**links(
+    200,
+    record=link("post", "/v1/consents", "Record a consent to the first policy's current version",
+                body={"policy": "$response.body#/0/key", "version": "$response.body#/0/current_version"}),
+    status=link("get", "/v1/consents/status", "Whether a subject must consent to the first policy",
+                parameters={"query.policy": "$response.body#/0/key"})))
 @policy_blp.paginate()
 def list_policies(pagination_parameters: PaginationParameters) -> Any:
     """The app's policies, by key."""
@@ -132,6 +135,10 @@ def record_consent(data: dict[str, Any]) -> Any:
 @require_scope("consent:read")
 @blp.arguments(schemas.StatusQuery(), location="query")  # an instance: a class is re-instantiated per request
 @blp.response(200, schemas.StatusOut)
+@blp.doc(**links(200, record=link(
+    "post", "/v1/consents", "Record the subject's consent to the current version, with the answers it holds",
+    body={"subject_id": "$request.query.subject_id", "policy": "$request.query.policy",
+          "version": "$response.body#/current_version", "purposes": "$response.body#/purposes"})))
 def consent_status(args: dict[str, Any]) -> Any:
     """Does this subject need to accept the current policy? Call it at app start.
 

@@ -245,11 +245,13 @@ def test_every_link_names_an_operation_and_its_parameters(client):
 
 
 def _evaluate(expression: Any, request: dict[str, Any], response: Any) -> Any:
-    """The runtime expressions the links use: $response.body#/pointer, $request.body#/pointer, $request.path.x."""
+    """The runtime expressions the links use: $response.body#/pointer, $request.body#/pointer, $request.path.x,
+    $request.query.x."""
     if not isinstance(expression, str) or not expression.startswith("$"):
         return expression
-    if expression.startswith("$request.path."):
-        return request["path"][expression.removeprefix("$request.path.")]
+    for where in ("path", "query"):
+        if expression.startswith(f"$request.{where}."):
+            return request[where][expression.removeprefix(f"$request.{where}.")]
     source, pointer = expression.split("#", 1)
     value = response if source == "$response.body" else request["body"]
     for part in pointer.strip("/").split("/"):
@@ -270,10 +272,10 @@ def test_following_the_consent_links_reaches_real_records(client, sweep_headers)
         return r.json
 
     def follow(source: tuple[str, str, str], name: str, request: dict[str, Any], response: Any,
-               body: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+               body: dict[str, Any] | None = None, query: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
         definition = by_source[source][name]
         method, path, _, _ = _target(spec, definition["operationRef"])
-        query, path_values = {}, {}
+        query, path_values = dict(query or {}), {}
         for key, expression in definition.get("parameters", {}).items():
             where, parameter = key.split(".", 1)
             (query if where == "query" else path_values)[parameter] = _evaluate(expression, request, response)
@@ -283,7 +285,7 @@ def test_following_the_consent_links_reaches_real_records(client, sweep_headers)
         if "requestBody" in definition or body is not None:
             body = {**(body or {}), **{k: _evaluate(v, request, response)
                                        for k, v in definition.get("requestBody", {}).items()}}
-        return {"body": body, "path": path_values}, call(method, url, body, query)
+        return {"body": body, "path": path_values, "query": query}, call(method, url, body, query)
 
     policy = {"key": "linked", "title": "Linked", "purposes": [{"key": "news", "description": "News"}]}
     call("post", "/v1/policies", policy)
@@ -306,3 +308,10 @@ def test_following_the_consent_links_reaches_real_records(client, sweep_headers)
     _, again = follow(("get", "/v1/policies/{key}", "200"), "record", {"body": None, "path": {"key": "linked"}},
                       fetched, {"subject_id": "user-2", "purposes": {}, "channel": "web", "locale": "en"})
     assert again["version"] == "1"
+    # A subject the app has not asked yet: its status, then a consent recorded from that answer alone.
+    status_request, status = follow(("get", "/v1/policies/{key}", "200"), "status",
+                                    {"body": None, "path": {"key": "linked"}}, fetched, query={"subject_id": "user-3"})
+    assert status["consent_required"] is True and status["purposes"] == {}
+    _, recorded = follow(("get", "/v1/consents/status", "200"), "record", status_request, status,
+                         {"channel": "app", "locale": "en"})
+    assert recorded["policy"] == "linked" and recorded["purposes"] == {"news": False}
