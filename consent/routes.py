@@ -54,12 +54,6 @@ def create_policy(data: dict[str, Any]) -> Any:
 @policy_blp.get("/policies")
 @require_scope("consent:read")
 @policy_blp.response(200, schemas.PolicyOut(many=True))
-@policy_blp.doc(**links(
-    200,
-    record=link("post", "/v1/consents", "Record a consent to the first policy's current version",
-                body={"policy": "$response.body#/0/key", "version": "$response.body#/0/current_version"}),
-    status=link("get", "/v1/consents/status", "Whether a subject must consent to the first policy",
-                parameters={"query.policy": "$response.body#/0/key"})))
 @policy_blp.paginate()
 def list_policies(pagination_parameters: PaginationParameters) -> Any:
     """The app's policies, by key."""

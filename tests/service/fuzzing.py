@@ -89,10 +89,10 @@ def run(seconds: int, report_dir: Path, *, workers: int = 2, seed: int | None = 
     return Outcome(returncode, output, "\n".join(text.rstrip().splitlines()[-40:]))
 
 
-# A policy whose purposes can all be refused, first in GET /v1/policies (no key sorts before "0"): the document's
-# links lead from that list to a consent, then to the subject's status, history and withdrawal, and a consent to
-# it is valid with any answers, including none. (The demo estate has no policy; `make run`'s has a required
-# purpose, which a generated consent would leave out.)
+# A policy in effect whose purposes can all be refused: the document's links lead from a policy to a subject's
+# status, from that status to a consent with the answers it holds (none, for a new subject), then to the subject's
+# history and withdrawal. (The demo estate has no policy; `make run`'s has a required purpose, which a consent
+# built from a new subject's status leaves out.)
 FIXTURE_POLICY = {"key": "0", "title": "Fuzzing", "purposes": [
     {"key": "news", "description": "News by email"}, {"key": "stats", "description": "Usage statistics"}]}
 
