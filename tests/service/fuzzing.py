@@ -41,9 +41,11 @@ def _flask(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-# Every phase; the bounded pass leaves out `coverage`, whose deterministic cases are not bounded by --max-time (it
-# has been seen to spend minutes generating for one operation under load).
-PHASES = "examples,coverage,fuzzing,stateful"
+# Without `coverage` unless asked (--phases): its deterministic cases run before the others and are not bounded
+# by --max-time; a 20-minute `make fuzz` with it spent all 1,271 s in coverage (612 cases, 31 of 81 operations,
+# its boundary strings of up to 20,000 characters are slow to build) and never reached fuzzing or stateful.
+PHASES = "examples,fuzzing,stateful"
+ALL_PHASES = "examples,coverage,fuzzing,stateful"
 
 
 def run(seconds: int, report_dir: Path, *, workers: int = 2, seed: int | None = None,
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--report-dir", type=Path, default=ROOT / "fuzz-report")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--phases", default=PHASES)
+    parser.add_argument("--phases", default=PHASES, help=f"default {PHASES}; every one: {ALL_PHASES}")
     args = parser.parse_args()
     outcome = run(args.seconds, args.report_dir, workers=args.workers, seed=args.seed, phases=args.phases)
     print(outcome.summary)
