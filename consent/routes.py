@@ -11,7 +11,7 @@ from consent import history, policies, record, schemas, status, verifications
 from consent.cache import PolicyCache
 from consent.context import Context
 from consent.views import current_version
-from service.api import ApiBlueprint
+from service.api import ApiBlueprint, link, links
 from service.auth import current_principal, require_scope
 from service.db import utcnow
 
@@ -43,6 +43,8 @@ def _policy_out(policy: Any) -> dict[str, Any]:
 @require_scope("admin")
 @policy_blp.arguments(schemas.PolicyIn)
 @policy_blp.response(201, schemas.PolicyOut)
+@policy_blp.doc(**links(201, status=link("get", "/v1/consents/status", "Whether a subject must consent to it",
+                                         parameters={"query.policy": "$response.body#/key"})))
 def create_policy(data: dict[str, Any]) -> Any:
     """Create a privacy policy with its purposes."""
     with _db().session() as session:
@@ -64,6 +66,12 @@ def list_policies(pagination_parameters: PaginationParameters) -> Any:
 @policy_blp.get("/policies/<key>")
 @require_scope("consent:read")
 @policy_blp.response(200, schemas.PolicyOut)
+@policy_blp.doc(**links(
+    200,
+    record=link("post", "/v1/consents", "Record a consent to its current version",
+                body={"policy": "$response.body#/key", "version": "$response.body#/current_version"}),
+    status=link("get", "/v1/consents/status", "Whether a subject must consent to it",
+                parameters={"query.policy": "$response.body#/key"})))
 def get_policy(key: str) -> Any:
     """One policy with its purposes and current version."""
     with _db().session() as session:
@@ -74,6 +82,8 @@ def get_policy(key: str) -> Any:
 @require_scope("admin")
 @policy_blp.arguments(schemas.VersionIn)
 @policy_blp.response(201, schemas.VersionOut)
+@policy_blp.doc(**links(201, record=link("post", "/v1/consents", "Record a consent to this version",
+                                         body={"policy": "$request.path.key", "version": "$response.body#/version"})))
 def add_version(data: dict[str, Any], key: str) -> Any:
     """Publish a version. A material version requires fresh consent once it takes effect."""
     with _db().session() as session:
@@ -96,6 +106,14 @@ def list_versions(key: str) -> Any:
 @blp.arguments(schemas.ConsentIn())  # instances: a class is re-instantiated per request
 @blp.response(201, schemas.ConsentOut)
 @blp.alt_response(409, description="Not the current version; `detail.current_version` names it")
+@blp.doc(**links(
+    201,
+    status=link("get", "/v1/consents/status", "The subject's status under this policy",
+                parameters={"query.subject_id": "$request.body#/subject_id", "query.policy": "$response.body#/policy"}),
+    history=link("get", "/v1/subjects/{subject_id}/consents", "The subject's history, this consent first",
+                 parameters={"path.subject_id": "$request.body#/subject_id", "query.policy": "$response.body#/policy"}),
+    withdraw=link("post", "/v1/consents/withdraw", "Withdraw what the subject consented to",
+                  body={"subject_id": "$request.body#/subject_id", "policy": "$response.body#/policy"})))
 def record_consent(data: dict[str, Any]) -> Any:
     """Record a subject's consent to the current policy version, per purpose; returns a signed receipt.
 
@@ -111,6 +129,10 @@ def record_consent(data: dict[str, Any]) -> Any:
 @require_scope("consent:read")
 @blp.arguments(schemas.StatusQuery(), location="query")  # an instance: a class is re-instantiated per request
 @blp.response(200, schemas.StatusOut)
+@blp.doc(**links(200, record=link(
+    "post", "/v1/consents", "Record the subject's consent to the current version, with the answers it holds",
+    body={"subject_id": "$request.query.subject_id", "policy": "$request.query.policy",
+          "version": "$response.body#/current_version", "purposes": "$response.body#/purposes"})))
 def consent_status(args: dict[str, Any]) -> Any:
     """Does this subject need to accept the current policy? Call it at app start.
 
@@ -124,6 +146,12 @@ def consent_status(args: dict[str, Any]) -> Any:
 @require_scope("consent:write")
 @blp.arguments(schemas.WithdrawIn())
 @blp.response(200, schemas.WithdrawOut)
+@blp.doc(**links(
+    200,
+    status=link("get", "/v1/consents/status", "The subject's status after the withdrawal",
+                parameters={"query.subject_id": "$request.body#/subject_id", "query.policy": "$request.body#/policy"}),
+    history=link("get", "/v1/subjects/{subject_id}/consents", "The subject's history, this withdrawal first",
+                 parameters={"path.subject_id": "$request.body#/subject_id", "query.policy": "$request.body#/policy"})))
 def withdraw(data: dict[str, Any]) -> Any:
     """Withdraw consent for some purposes, or all when `purposes` is absent; returns a signed receipt."""
     ctx = _ctx()

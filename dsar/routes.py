@@ -13,7 +13,7 @@ from dsar.config import options
 from dsar.deadlines import deadlines
 from dsar.exports import decrypt_chunks
 from dsar.outbox import dispatch
-from service.api import ApiBlueprint
+from service.api import ApiBlueprint, link, links
 from service.auth import current_principal, require_scope
 from service.idempotency import claim, idempotent
 from service.runtime import Runtime
@@ -52,6 +52,20 @@ def _check_config(state: Any) -> None:
     deadlines(settings.toml)
 
 
+# Where a request's id is used next (from its submission or any answer about it).
+_ID = {"path.request_id": "$response.body#/id"}
+REQUEST_LINKS = {
+    "get": link("get", "/v1/requests/{request_id}", "The request's state and deadlines", parameters=_ID),
+    "verify": link("post", "/v1/requests/{request_id}/verify", "Verify it with the code sent", parameters=_ID),
+    "cancel": link("post", "/v1/requests/{request_id}/cancel", "Cancel it", parameters=_ID),
+    "extend": link("post", "/v1/requests/{request_id}/extend", "Extend its deadline", parameters=_ID),
+    "processors": link("get", "/v1/requests/{request_id}/processors", "Its erasure notices to processors",
+                       parameters=_ID),
+    "export_token": link("post", "/v1/requests/{request_id}/export-token", "A download link for its export",
+                         parameters=_ID),
+}
+
+
 def _replay(request_id: str) -> tuple[Any, int]:
     return schemas.RequestOut().dump(_view(request_id)), 202
 
@@ -61,6 +75,7 @@ def _replay(request_id: str) -> tuple[Any, int]:
 @idempotent(_replay)
 @blp.arguments(schemas.RequestIn)
 @blp.response(202, schemas.RequestOut)
+@blp.doc(**links(202, **REQUEST_LINKS))
 def submit(data: dict[str, Any]) -> Any:
     """Submit a request. Unless a dsar:manage key marks it verified, a one-time code goes to contact_email.
 
@@ -76,6 +91,7 @@ def submit(data: dict[str, Any]) -> Any:
 @blp.get("/requests/<request_id>")
 @require_scope("dsar:submit")
 @blp.response(200, schemas.RequestOut)
+@blp.doc(**links(200, **{k: v for k, v in REQUEST_LINKS.items() if k != "get"}))
 def get(request_id: str) -> Any:
     """State, due date, and one task per store with its state, attempts, counts and last error."""
     return _view(request_id)

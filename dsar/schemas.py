@@ -6,12 +6,12 @@ from marshmallow import Schema, fields, validate
 
 from dsar.models import STATES, TYPES
 from service.fields import Email, Text
-from service.schemas import SubjectIn
+from service.schemas import IDENTIFIED, SubjectIn
 
 
 class RequestIn(Schema):
     type = Text(30, required=True, validate=validate.OneOf(TYPES))
-    subject = fields.Nested(SubjectIn, required=True)
+    subject = fields.Nested(SubjectIn, required=True, metadata=IDENTIFIED)
     jurisdiction = Text(20, min_length=2, required=True)
     contact_email = Email(load_default=None)
     details = fields.Dict(load_default=None, metadata={"description": "e.g. the corrections of a rectification"})
@@ -72,7 +72,7 @@ class OptionalReasonIn(Schema):
 
 
 class FlagsIn(Schema):
-    subject = fields.Nested(SubjectIn, required=True)
+    subject = fields.Nested(SubjectIn, required=True, metadata=IDENTIFIED)
 
 
 class FlagOut(Schema):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from governance.models import Processor, ProcessorReview
@@ -113,8 +113,9 @@ def update_processor(session: Session, rt: Any, actor: Actor, key: str, data: Ma
 
 def delete_processor(session: Session, actor: Actor, key: str) -> None:
     processor = get_processor(session, key)
-    for review in session.scalars(select(ProcessorReview).where(ProcessorReview.processor_id == processor.id)):
-        session.delete(review)
+    # The reviews go in a statement of their own, before the processor: deleted one by one in the session, the
+    # unit of work (which knows no relationship between the two) could flush the processor first (500).
+    session.execute(delete(ProcessorReview).where(ProcessorReview.processor_id == processor.id))
     session.delete(processor)
     audit.record(session, app_id=actor.app_id, actor=actor.name, action="governance.processor_deleted",
                  resource_type="governance_processor", resource_id=key)

@@ -10,13 +10,35 @@ from flask_smorest.pagination import PaginationParameters
 from sqlalchemy.orm import Session
 
 from incidents import assessment, campaigns, cases, clocks, jobs, report, schemas
-from service.api import ApiBlueprint
+from service.api import ApiBlueprint, link, links
 from service.auth import current_principal, require_scope
 from service.errors import NotFound
 
 blp = ApiBlueprint("incidents", __name__, url_prefix="/v1/incidents",
                    description="Breach and incident register, legal clocks, assessments and reports")
 SCOPE = "incidents:manage"
+
+
+# Where an incident's id is used next (from its creation or any answer about it).
+_ID = {"path.incident_id": "$response.body#/id"}
+INCIDENT_LINKS = {
+    "get": link("get", "/v1/incidents/{incident_id}", "The incident and its clocks", parameters=_ID),
+    "update": link("patch", "/v1/incidents/{incident_id}", "Change its facts or state", parameters=_ID),
+    "versions": link("get", "/v1/incidents/{incident_id}/versions", "Its versions", parameters=_ID),
+    "timeline": link("get", "/v1/incidents/{incident_id}/timeline", "Its timeline", parameters=_ID),
+    "notify": link("post", "/v1/incidents/{incident_id}/notifications", "Record a notification", parameters=_ID),
+    "assess": link("post", "/v1/incidents/{incident_id}/assessment-runs", "Assess who was affected",
+                   parameters=_ID),
+    "report": link("get", "/v1/incidents/{incident_id}/report", "The report to the authority", parameters=_ID),
+    "record": link("get", "/v1/incidents/{incident_id}/record", "Its signed record", parameters=_ID),
+}
+# From a new assessment run (its incident's id from the request, its own from the answer) to its state and retry.
+_RUN = {"path.incident_id": "$request.path.incident_id", "path.run_id": "$response.body#/id"}
+RUN_LINKS = {
+    "get": link("get", "/v1/incidents/{incident_id}/assessment-runs/{run_id}", "The run's state", parameters=_RUN),
+    "retry": link("post", "/v1/incidents/{incident_id}/assessment-runs/{run_id}/retry", "Retry a failed run",
+                  parameters=_RUN),
+}
 
 
 def _db() -> Any:
@@ -45,6 +67,7 @@ def readiness(session: Session) -> dict[str, Any]:
 @require_scope(SCOPE)
 @blp.arguments(schemas.IncidentIn)
 @blp.response(201, schemas.IncidentOut)
+@blp.doc(**links(201, **INCIDENT_LINKS))
 def create_incident(data: dict[str, Any]) -> Any:
     """Open an incident: what happened, when the organisation became aware (the clocks start there), the window,
     the stores and categories involved, the jurisdictions whose clocks apply."""
@@ -71,6 +94,7 @@ def list_incidents(args: dict[str, Any], pagination_parameters: PaginationParame
 @blp.get("/<incident_id>")
 @require_scope(SCOPE)
 @blp.response(200, schemas.IncidentOut)
+@blp.doc(**links(200, **{k: v for k, v in INCIDENT_LINKS.items() if k != "get"}))
 def get_incident(incident_id: str) -> Any:
     """The incident, each obligation with its due time (done or not) and the notifications recorded."""
     with _db().session() as session:
@@ -123,6 +147,7 @@ def timeline(incident_id: str) -> Any:
 @blp.post("/<incident_id>/assessment-runs")
 @require_scope(SCOPE)
 @blp.response(202, schemas.IncidentAssessmentOut)
+@blp.doc(**links(202, **RUN_LINKS))
 def request_assessment(incident_id: str) -> Any:
     """Compute the affected population over the incident's window and scope, as a job: counts per store and
     category, distinct people across stores, how many have a contact address."""

@@ -9,12 +9,27 @@ from flask_smorest.pagination import Page, PaginationParameters
 
 from retention import certificates, jobs, policies, runs, schemas
 from retention.views import policy_view
-from service.api import ApiBlueprint
+from service.api import ApiBlueprint, link, links
 from service.auth import current_principal, require_scope
 from service.idempotency import claim, idempotent
 
 blp = ApiBlueprint("retention", __name__, url_prefix="/v1/retention",
                 description="Retention policies, destruction runs and their certificates")
+# Where a policy's key is used next: a run of that policy and the list of its runs.
+POLICY_LINKS = {
+    "run": link("post", "/v1/retention/runs", "Apply this policy now (or preview it with dry_run)",
+                body={"policy": "$response.body#/key"}),
+    "runs": link("get", "/v1/retention/runs", "This policy's runs", parameters={"query.policy": "$response.body#/key"}),
+}
+# Where a run's id is used next.
+RUN_LINKS = {
+    "get": link("get", "/v1/retention/runs/{run_id}", "The run's state and counts",
+                parameters={"path.run_id": "$response.body#/id"}),
+    "certificate": link("get", "/v1/retention/runs/{run_id}/certificate", "Its destruction certificate, once done",
+                        parameters={"path.run_id": "$response.body#/id"}),
+    "retry": link("post", "/v1/retention/runs/{run_id}/retry", "Retry a failed run",
+                  parameters={"path.run_id": "$response.body#/id"}),
+}
 SCOPE = "platform:retention"  # retention spans every app's data: a company-wide scope (service.tenancy)
 
 
@@ -35,6 +50,7 @@ def _actor() -> policies.Actor:
 @require_scope(SCOPE)
 @blp.arguments(schemas.RetentionPolicyIn)
 @blp.response(201, schemas.RetentionPolicyOut)
+@blp.doc(**links(201, **POLICY_LINKS))
 def create_policy(data: dict[str, Any]) -> Any:
     """Define how long a store keeps a category of personal data, and what happens after."""
     with _db().session() as session:
@@ -58,6 +74,7 @@ def list_policies(args: dict[str, Any], pagination_parameters: PaginationParamet
 @blp.get("/policies/<key>")
 @require_scope(SCOPE)
 @blp.response(200, schemas.RetentionPolicyOut)
+@blp.doc(**links(200, **POLICY_LINKS))
 def get_policy(key: str) -> Any:
     with _db().session() as session:
         return policy_view(session, policies.get_policy(session, key))
@@ -110,6 +127,9 @@ def _replay_run(run_id: str) -> tuple[Any, int]:
 @idempotent(_replay_run)
 @blp.arguments(schemas.RetentionRunIn)
 @blp.response(202, schemas.RetentionRunOut)
+@blp.doc(**links(202, **RUN_LINKS, apply=link("post", "/v1/retention/runs",
+                                 "Run exactly what this dry run previewed, once it succeeded",
+                                 body={"from_dry_run": "$response.body#/id", "dry_run": False})))
 def request_run(data: dict[str, Any]) -> Any:
     """Apply one policy, or every enabled policy, as a job on the `retention` queue.
 

@@ -101,6 +101,27 @@ def error_statuses(operation: dict[str, Any], path_parameters: list[dict[str, An
     return sorted(statuses)
 
 
+def link(method: str, path: str, description: str, *, parameters: dict[str, str] | None = None,
+         body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI Link object to the operation `method path` (the document's path, `{name}` for a parameter):
+    where an identifier in this response (or in its request, `$request.body#/...`) is used next. Clients read
+    them as documentation; schemathesis' stateful phase follows them, so it reaches status, history, withdrawal
+    and the like with identifiers that exist instead of drawing ones that 404."""
+    target = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+    definition: dict[str, Any] = {"operationRef": target, "description": description}
+    if parameters:
+        definition["parameters"] = parameters
+    if body:
+        definition["requestBody"] = body
+    return definition
+
+
+def links(status: int, /, **named: dict[str, Any]) -> dict[str, Any]:
+    """The links of an operation's `status` response, for `@blp.doc(**links(...))` (merged into the response
+    that `@blp.response` documents)."""
+    return {"responses": {status: {"links": named}}}  # the status as @blp.response keys it, so the two merge
+
+
 class Api(SmorestApi):
     ERROR_SCHEMA = ErrorSchema
 

@@ -16,7 +16,7 @@ from marshmallow.validate import Length, Regexp
 # C0 controls, DEL and the surrogate range; line breaks and tabs are allowed where a field is `multiline`.
 _SINGLE_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-PATTERN_UP_TO = 10_000
+PATTERN_UP_TO = 20_000  # a long text's (an incident's description) control characters are documented too
 # The same rules as documented in the OpenAPI document (JSON Schema has no way to say "no lone surrogate").
 _SINGLE_LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
 _MULTILINE_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
@@ -64,3 +64,9 @@ class Email(_Checked, fields.Email):
 
 class Url(_Checked, fields.Url):
     """An absolute URL of at most `max_length` characters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # apispec documents marshmallow's Url as format "url", which JSON Schema does not define (so generators
+        # send any string); "uri" is the format it means.
+        self.metadata.setdefault("format", "uri")

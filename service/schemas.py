@@ -17,5 +17,12 @@ class SubjectIn(Schema):
                                                                  error="expected a phone number"))
 
 
+# "Give user_id, email or phone", as the rights requests check it: a field holding a subject that must be
+# identified carries this in the document (a schema's own metadata cannot say "at least one of"), so clients and
+# generators know an empty subject is refused.
+IDENTIFIED = {"anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
+                        for name in ("user_id", "email", "phone")]}
+
+
 class ReasonIn(Schema):
     reason = Text(2000, min_length=3, required=True, multiline=True)

@@ -87,3 +87,15 @@ def test_scopes_are_company_wide(api: Api, make_key):
     api.get("/v1/governance/findings", status=403, headers=app_admin)
     api.call("DELETE", "/v1/governance/processors/mailer", 204)
     api.get("/v1/governance/processors/mailer", status=404)
+
+
+def test_a_processor_with_reviews_is_deleted_with_them(api: Api):
+    # Found by schemathesis: the reviews' rows were flushed after the processor's (a foreign key violation, 500).
+    api.post("/v1/governance/processors", MAILER)
+    review = {"reviewed_on": "2026-05-01", "result": "passed", "reviewer": "A", "next_due": "2027-05-01"}
+    api.post("/v1/governance/processors/mailer/reviews", review)
+    api.post("/v1/governance/processors/mailer/reviews", {**review, "reviewed_on": "2026-06-01"})
+    api.call("DELETE", "/v1/governance/processors/mailer", 204)
+    api.get("/v1/governance/processors/mailer", status=404)
+    api.post("/v1/governance/processors", MAILER)  # the key is free again, with no review left behind
+    assert api.get("/v1/governance/processors/mailer")["reviews"] == []

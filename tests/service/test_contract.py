@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from service.api import API_HEADERS
-from tests.service.test_input import _fill, _operations, _spec
+from tests.service.test_input import _fill, _operations, _resolve, _spec
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -81,10 +81,9 @@ IDENTIFIER_VALUES = ["a\x01b", "a\x1b[31mb", "a\x7fb", "a\nb", "a\tb", "a\x00b"]
 
 def _identifiers(spec: dict[str, Any], schema: dict[str, Any], path: tuple[str, ...] = ()):
     """(path, schema) of every string field of a body named like an identifier (`id`, `*_id`, `key`)."""
-    if "$ref" in schema:
-        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    schema = _resolve(spec, schema)
     for name, prop in schema.get("properties", {}).items():
-        if "$ref" in prop or prop.get("type") == "object":
+        if "$ref" in prop or "allOf" in prop or prop.get("type") == "object":
             yield from _identifiers(spec, prop, (*path, name))
         elif prop.get("type") == "string" and (name in ("id", "key") or name.endswith("_id")):
             yield (*path, name), prop
@@ -205,3 +204,114 @@ def test_text_fields_document_that_control_characters_are_refused(client):
     reason = spec["components"]["schemas"]["ReasonIn"]["properties"]["reason"]
     assert re.fullmatch(title["pattern"], "Privacy") and not re.fullmatch(title["pattern"], "a\x01b")
     assert re.fullmatch(reason["pattern"], "line\nline") and not re.fullmatch(reason["pattern"], "a\x00b")
+
+
+def _links(spec: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    return [(method, path, status, name, definition) for method, path, op, _ in _operations(spec)
+            for status, response in op["responses"].items() if "links" in response
+            for name, definition in response["links"].items()]
+
+
+def _target(spec: dict[str, Any], ref: str) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+    path, method = ref.removeprefix("#/paths/").rsplit("/", 1)
+    path = path.replace("~1", "/").replace("~0", "~")
+    return method, path, spec["paths"][path][method], [*spec["paths"][path].get("parameters", []),
+                                                        *spec["paths"][path][method].get("parameters", [])]
+
+
+def test_every_link_names_an_operation_and_its_parameters(client):
+    """A link's target exists and has each parameter it fills, and each body field it fills (a link to nothing
+    makes schemathesis' stateful phase fail before it starts)."""
+    spec = _spec(client)
+    links = _links(spec)
+    sources = {(m, p): params for m, p, _, params in _operations(spec)}
+    for method, path, status, name, definition in links:
+        _, _, target, params = _target(spec, definition["operationRef"])
+        for key, expression in definition.get("parameters", {}).items():
+            where, parameter = key.split(".", 1)
+            assert any(p["in"] == where and p["name"] == parameter for p in params), (method, path, name, key)
+            if expression.startswith("$request.path."):  # the source has that path parameter
+                assert any(p["in"] == "path" and p["name"] == expression.rsplit(".", 1)[1]
+                           for p in sources[method, path]), (method, path, name, expression)
+        if "requestBody" in definition:
+            body = _resolve(spec, target["requestBody"]["content"]["application/json"]["schema"])
+            assert set(definition["requestBody"]) <= set(body["properties"]), (method, path, name)
+    linked = {_target(spec, d["operationRef"])[:2] for *_, d in links}
+    assert {("get", "/v1/consents/status"), ("get", "/v1/subjects/{subject_id}/consents"),
+            ("post", "/v1/consents/withdraw"), ("post", "/v1/consents"), ("post", "/v1/retention/runs"),
+            ("get", "/v1/retention/runs"), ("get", "/v1/retention/runs/{run_id}"),
+            ("get", "/v1/requests/{request_id}"), ("get", "/v1/incidents/{incident_id}"),
+            ("get", "/v1/incidents/{incident_id}/assessment-runs/{run_id}")} <= linked
+
+
+def _evaluate(expression: Any, request: dict[str, Any], response: Any) -> Any:
+    """The runtime expressions the links use: $response.body#/pointer, $request.body#/pointer, $request.path.x,
+    $request.query.x."""
+    if not isinstance(expression, str) or not expression.startswith("$"):
+        return expression
+    for where in ("path", "query"):
+        if expression.startswith(f"$request.{where}."):
+            return request[where][expression.removeprefix(f"$request.{where}.")]
+    source, pointer = expression.split("#", 1)
+    value = response if source == "$response.body" else request["body"]
+    for part in pointer.strip("/").split("/"):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def test_following_the_consent_links_reaches_real_records(client, sweep_headers):
+    """From a policy to its version, a consent, then the subject's status, history and withdrawal, each request
+    built only from the links' expressions: every step answers 2xx, as schemathesis' stateful phase needs."""
+    spec = _spec(client)
+    by_source = {(m, p, s): {n: d for mm, pp, ss, n, d in _links(spec) if (mm, pp, ss) == (m, p, s)}
+                 for m, p, s, *_ in _links(spec)}
+
+    def call(method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        r = client.open(path, method=method.upper(), json=body, query_string=query, headers=sweep_headers)
+        assert r.status_code < 300, (method, path, r.status_code, r.json)
+        return r.json
+
+    def follow(source: tuple[str, str, str], name: str, request: dict[str, Any], response: Any,
+               body: dict[str, Any] | None = None, query: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+        definition = by_source[source][name]
+        method, path, _, _ = _target(spec, definition["operationRef"])
+        query, path_values = dict(query or {}), {}
+        for key, expression in definition.get("parameters", {}).items():
+            where, parameter = key.split(".", 1)
+            (query if where == "query" else path_values)[parameter] = _evaluate(expression, request, response)
+        url = path
+        for parameter, value in path_values.items():
+            url = url.replace("{" + parameter + "}", quote(str(value), safe=""))
+        if "requestBody" in definition or body is not None:
+            body = {**(body or {}), **{k: _evaluate(v, request, response)
+                                       for k, v in definition.get("requestBody", {}).items()}}
+        return {"body": body, "path": path_values, "query": query}, call(method, url, body, query)
+
+    policy = {"key": "linked", "title": "Linked", "purposes": [{"key": "news", "description": "News"}]}
+    call("post", "/v1/policies", policy)
+    version_request = {"body": {"version": "1", "text": "Terms", "material": True}, "path": {"key": "linked"}}
+    version = call("post", "/v1/policies/linked/versions", version_request["body"])
+    consent_request, consent = follow(
+        ("post", "/v1/policies/{key}/versions", "201"), "record", version_request, version,
+        {"subject_id": "user-1", "purposes": {"news": True}, "channel": "web", "locale": "en"})
+    assert consent["policy"] == "linked" and consent["version"] == "1"
+    consent_source = ("post", "/v1/consents", "201")
+    _, status = follow(consent_source, "status", consent_request, consent)
+    assert status["consent_required"] is False and status["purposes"] == {"news": True}
+    _, history = follow(consent_source, "history", consent_request, consent)
+    assert [item["id"] for item in history] == [consent["id"]]
+    withdraw_request, withdrawn = follow(consent_source, "withdraw", consent_request, consent)
+    assert withdrawn["purposes"] == {"news": False}
+    _, history = follow(("post", "/v1/consents/withdraw", "200"), "history", withdraw_request, withdrawn)
+    assert [item["kind"] for item in history] == ["withdrawal", "consent"]
+    fetched = call("get", "/v1/policies/linked")
+    _, again = follow(("get", "/v1/policies/{key}", "200"), "record", {"body": None, "path": {"key": "linked"}},
+                      fetched, {"subject_id": "user-2", "purposes": {}, "channel": "web", "locale": "en"})
+    assert again["version"] == "1"
+    # A subject the app has not asked yet: its status, then a consent recorded from that answer alone.
+    status_request, status = follow(("get", "/v1/policies/{key}", "200"), "status",
+                                    {"body": None, "path": {"key": "linked"}}, fetched, query={"subject_id": "user-3"})
+    assert status["consent_required"] is True and status["purposes"] == {}
+    _, recorded = follow(("get", "/v1/consents/status", "200"), "record", status_request, status,
+                         {"channel": "app", "locale": "en"})
+    assert recorded["policy"] == "linked" and recorded["purposes"] == {"news": False}

@@ -45,7 +45,7 @@ def _fill(path: str, params: list[dict[str, Any]], value: str = "x") -> str:
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in schema:
         return spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-    for alternative in schema.get("anyOf", []):
+    for alternative in [*schema.get("anyOf", []), *schema.get("allOf", [])]:  # allOf: a $ref with its own rules
         if "$ref" in alternative:
             return _resolve(spec, alternative)
     return schema
