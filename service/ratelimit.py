@@ -80,6 +80,8 @@ def storage_url(env: Mapping[str, str], redis_url: str | None) -> str:
     url = env.get("RATELIMIT_REDIS_URL") or redis_url
     if url and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"RATELIMIT_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    if url and url.startswith("unix://"):
+        url = "redis+unix://" + url[len("unix://"):]  # redis-py's unix socket URL, in the limits library's spelling
     return url or "memory://"
 
 

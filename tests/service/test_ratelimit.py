@@ -133,6 +133,16 @@ def test_bad_settings_stop_the_service_naming_them(toml, named):
     assert ratelimit.load({}).default.amount == 6000  # on, at the default, when not configured
 
 
+def test_the_counts_store_is_redis_when_configured_and_memory_otherwise():
+    assert ratelimit.storage_url({}, None) == "memory://"
+    assert ratelimit.storage_url({}, "redis://r:6379/0") == "redis://r:6379/0"
+    assert ratelimit.storage_url({"RATELIMIT_REDIS_URL": "redis://c:6379/4"}, "redis://r:6379/0") == \
+        "redis://c:6379/4"
+    assert ratelimit.storage_url({}, "unix:///run/redis.sock") == "redis+unix:///run/redis.sock"
+    with pytest.raises(ConfigError, match="RATELIMIT_REDIS_URL"):
+        ratelimit.storage_url({"RATELIMIT_REDIS_URL": "http://c:6379"}, None)
+
+
 def test_the_status_fast_path_counts_on_the_routes_counter(limited):
     app = limited()
     client = app.test_client()
