@@ -200,3 +200,30 @@ def test_redis_down_leaves_the_api_up_and_is_logged_once(limited, throwaway_redi
     _, _, headers = _fast(app, key)
     assert dict(headers)["X-RateLimit-Remaining"] == "3"  # counting again, in the (emptied) store
     assert any(r.getMessage() == "rate-limit store reachable again" for r in caplog.records)
+
+
+def test_the_fast_path_leases_counts_from_redis_and_never_grants_past_the_limit(limited, redis_url):
+    from redis import Redis
+
+    toml = '[ratelimit]\n[ratelimit.scopes]\n"consent:read" = "400 per minute"\n'  # leases of 4
+    one, two = limited(toml, REDIS_URL=redis_url), limited(toml, REDIS_URL=redis_url)
+    _policy(one, _key(one, "shop", "admin"))
+    key = _key(one, "shop", "consent:read")
+    for app in (one, two):  # each process verifies and caches the key through its route (one count each)
+        assert app.test_client().get(STATUS, query_string=QUERY, headers=key).status_code == 200
+    store = Redis.from_url(redis_url)
+    [counter] = [k for k in store.scan_iter("*consent:read*")]
+    assert int(store.get(counter)) == 2
+    assert _fast(one, key) is not None
+    assert int(store.get(counter)) == 2 + ratelimit.lease_size(400)  # one round trip took a lease of 4
+    for _ in range(3):
+        assert _fast(one, key) is not None
+    assert int(store.get(counter)) == 6  # the lease's other three spent without a round trip
+    granted = 2 + 4
+    while True:  # the two processes in turn until both are refused
+        answers = [_fast(app, key) is not None for app in (one, two)]
+        granted += sum(answers)
+        if not any(answers):
+            break
+    assert 400 - 2 * 3 <= granted <= 400
+    store.close()
