@@ -510,14 +510,24 @@ def run(args: argparse.Namespace, work: Path) -> None:
     env = {**os.environ, **config, "PRIVACY_ENV": "development"}
     env.pop("REDIS_URL", None)
     env.pop("PRIVACY_CONFIG", None)
+    env.pop("RATELIMIT_REDIS_URL", None)
+    # Per-key rate limits (service.ratelimit) on, as the service ships, but set far above the load: every request
+    # pays the count and none is refused. In each worker's memory unless --limits-redis names a Redis.
+    limits = work / "limits.toml"
+    limits.write_text('[ratelimit]\nenabled = false\n' if args.limits == "off" else
+                      '[ratelimit]\ndefault = "1000000000 per minute"\n')
+    env["PRIVACY_CONFIG"] = str(limits)
+    if args.limits == "on" and args.limits_redis:
+        env["RATELIMIT_REDIS_URL"] = args.limits_redis
     scripts = {}
     for name, body in (("ping", PING_LUA), ("status", STATUS_LUA % {"policy": POLICY}),
                        ("record", RECORD_LUA % {"policy": POLICY, "version": VERSION})):
         scripts[name] = work / f"{name}.lua"
         scripts[name].write_text(body + DONE_LUA)
 
-    print(f"database {DB_NAME}; nginx + gunicorn --workers {args.workers} --threads {args.threads} (Procfile web)",
-          flush=True)
+    print(f"database {DB_NAME}; nginx + gunicorn --workers {args.workers} --threads {args.threads} (Procfile web); "
+          f"rate limits {args.limits}"
+          f"{' in ' + args.limits_redis if args.limits == 'on' and args.limits_redis else ''}", flush=True)
     tenant = setup_tenant(config)
     load_env = {"BENCH_KEY": tenant.secret}
     conninfo = libpq(url)
@@ -639,6 +649,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (both apps)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (both apps)")
     parser.add_argument("--port", type=int, default=8931, help="bare app port; the service uses the next")
+    parser.add_argument("--limits", choices=("on", "off"), default="on",
+                        help="per-key rate limits (counted on every request, set too high to refuse any)")
+    parser.add_argument("--limits-redis", metavar="URL",
+                        help="count the limits in this Redis (as production does) instead of each worker's memory")
     load_options(parser, connections=8)
     args = parse_load_args(parser, argv)
     if not 0 < args.small < args.subjects:

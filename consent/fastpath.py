@@ -59,12 +59,12 @@ class StatusFastPath:
         answer = self._answer(environ)
         if answer is None:
             return self.next(environ, start_response)
-        body, key_id = answer
-        start_response("200 OK", [*_HEADERS, ("Content-Length", str(len(body)))])
+        body, key_id, limited = answer
+        start_response("200 OK", [*_HEADERS, *limited, ("Content-Length", str(len(body)))])
         log_access("GET", ROUTE, 200, started, key_id)
         return [body]
 
-    def _answer(self, environ: dict[str, Any]) -> tuple[bytes, str] | None:
+    def _answer(self, environ: dict[str, Any]) -> tuple[bytes, str, list[tuple[str, str]]] | None:
         ext = self.app.extensions
         principal = ext["key_cache"].lookup(environ.get("HTTP_AUTHORIZATION", ""))
         if principal is None or not principal.has(SCOPE):
@@ -73,6 +73,17 @@ class StatusFastPath:
         args = self._args(environ.get("QUERY_STRING", ""))
         if args is None:
             return None
+        limited: list[tuple[str, str]] = []
+        limits = ext.get("api_limits")
+        if limits is not None:
+            # The route's own counter (service.ratelimit), one round trip to its store. Past the limit the route
+            # answers, as it does every error (its 429 counts once more on a counter already spent); a request
+            # handed on below for another reason is counted again there, which only errors pay.
+            decision = limits.hit(principal.key_id, SCOPE)
+            if decision is not None:
+                if not decision.allowed:
+                    return None
+                limited = decision.headers(time.time())
         ctx = Context(principal=principal, keys=ext["keys"], settings=self.app.config["SETTINGS"])
         cache = ext["policy_cache"]
         try:
@@ -84,7 +95,7 @@ class StatusFastPath:
             # Named by type only: a message could carry query values. Logged so a broken fast path cannot hide.
             log.warning("status fast path failed (%s); the Flask route answers", type(exc).__name__)
             return None
-        return json.dumps(state, separators=(",", ":")).encode(), principal.key_id
+        return json.dumps(state, separators=(",", ":")).encode(), principal.key_id, limited
 
     def _args(self, query: str) -> dict[str, str] | None:
         if not query.isascii():  # raw (unescaped) bytes: Werkzeug's decoding of those is the reference

@@ -129,7 +129,9 @@ def verify(data: dict[str, Any], request_id: str) -> Any:
 @blp.post("/requests/<request_id>/resend-code")
 @require_scope("dsar:submit")
 @blp.response(200, schemas.RequestOut)
-@blp.alt_response(429, description="too many resends for this request in the last hour; see Retry-After")
+@blp.alt_response(429, schema="Error",  # the Error body every 429 has, with this operation's own cause
+                  description="too many resends for this request in the last hour, or this key's rate limit; "
+                              "see Retry-After")
 def resend(request_id: str) -> Any:
     """Send a new code (the old one stops working); `[dsar] code_resends_per_hour` (3) per request in any hour.
     Wrong codes count per request across resends: the fifth locks it."""

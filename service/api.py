@@ -84,12 +84,13 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 def error_statuses(operation: dict[str, Any], path_parameters: list[dict[str, Any]]) -> list[int]:
-    """The errors this layer answers for an operation, whatever its domain: from its key (401, 403), its path
-    parameters (404), its input (422), its JSON body (400, 413, 415) and the database (503). A domain's own (409,
-    410, ...) fall under `default` unless its route declares them with `@blp.alt_response`."""
+    """The errors this layer answers for an operation, whatever its domain: from its key (401, 403, and 429 past
+    its rate limit, service.ratelimit), its path parameters (404), its input (422), its JSON body (400, 413, 415)
+    and the database (503). A domain's own (409, 410, ...) fall under `default` unless its route declares them
+    with `@blp.alt_response`."""
     statuses = {HTTPStatus.SERVICE_UNAVAILABLE}
     if operation.get("security"):
-        statuses |= {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+        statuses |= {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.TOO_MANY_REQUESTS}
     parameters = [*path_parameters, *operation.get("parameters", [])]
     if any(p.get("in") == "path" for p in parameters):
         statuses.add(HTTPStatus.NOT_FOUND)

@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import api as api_module
-from service import cors, errors, logs, revocations, web
+from service import cors, errors, logs, ratelimit, revocations, web
 from service.auth import KeyCache, KeyUsage
 from service.config import Settings, load_settings
 from service.runtime import build_runtime
@@ -51,5 +51,6 @@ def build_app(config: Mapping[str, Any] | None, wiring: Wiring) -> Flask:
     app.register_blueprint(web.blp)
     errors.register(app)
     cors.install(app)
+    ratelimit.install(app)
     app.extensions["api"] = api
     return app

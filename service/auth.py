@@ -151,6 +151,9 @@ def require_scope(scope: str, *alternatives: str) -> Callable[[F], F]:
             if not any(principal.has(s) for s in accepted):
                 abort(403, message=lacks)
             g.principal = principal
+            limits = current_app.extensions.get("api_limits")
+            if limits is not None:  # counted once the key is known: per key and scope, never per address
+                limits.check(scope)
             return func(*args, **kwargs)
 
         wrapper.required_scope = scope  # type: ignore[attr-defined]

@@ -136,6 +136,8 @@ def app(session_app: Flask) -> Iterator[Flask]:
     session_app.extensions["key_cache"].clear()
     session_app.extensions["policy_cache"].clear()
     session_app.extensions["page_limiter"].reset()  # the pages' rate-limit counts, shared by every test
+    if session_app.extensions.get("api_limits") is not None:
+        session_app.extensions["api_limits"].reset()  # and the API keys'
     figures = session_app.extensions.get("console_figures")  # the console overview's minute of 90-day figures
     if figures is not None:
         figures[0].clear()
