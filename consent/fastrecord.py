@@ -56,12 +56,12 @@ class RecordFastPath:
         answer = self._answer(environ)
         if answer is None:
             return self.next(environ, start_response)
-        body, key_id = answer
-        start_response("201 CREATED", [*_HEADERS, ("Content-Length", str(len(body)))])
+        body, key_id, limited = answer
+        start_response("201 CREATED", [*_HEADERS, *limited, ("Content-Length", str(len(body)))])
         log_access("POST", ROUTE, 201, started, key_id)
         return [body]
 
-    def _answer(self, environ: dict[str, Any]) -> tuple[bytes, str] | None:
+    def _answer(self, environ: dict[str, Any]) -> tuple[bytes, str, list[tuple[str, str]]] | None:
         if environ.get("CONTENT_TYPE") != "application/json" or "HTTP_ORIGIN" in environ:
             # Other media types (415, charset parameters) and browsers' cross-origin calls are Flask's to decide.
             return None
@@ -72,6 +72,16 @@ class RecordFastPath:
         data = self._body(environ)
         if data is None:
             return None
+        limited: list[tuple[str, str]] = []
+        limits = ext.get("api_limits")
+        if limits is not None:
+            # The route's own per-key counter (service.ratelimit), as consent.fastpath counts: past the limit the
+            # route answers the 429; a request handed on below is counted again there, which only errors pay.
+            decision = limits.hit(principal.key_id, SCOPE)
+            if decision is not None:
+                if not decision.allowed:
+                    return None
+                limited = decision.headers(time.time())
         ext["key_usage"].seen(principal)
         ctx = Context(principal=principal, keys=ext["keys"], settings=self.app.config["SETTINGS"],
                       locations=ext["stores"].locations())
@@ -89,7 +99,7 @@ class RecordFastPath:
             "id": event.id, "kind": event.kind, "policy": data["policy"], "version": data["version"],
             "purposes": event.purposes, "gpc": event.gpc, "created_at": event.created_at, "receipt": event.receipt})
         # What flask-smorest's jsonify writes outside debug mode (the app's provider, compact): the same bytes.
-        return (self.app.json.dumps(dumped, separators=(",", ":")) + "\n").encode(), principal.key_id
+        return (self.app.json.dumps(dumped, separators=(",", ":")) + "\n").encode(), principal.key_id, limited
 
     def _body(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         """The body loaded by the route's schema, or None with the body put back for Flask to read."""

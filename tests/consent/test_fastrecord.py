@@ -48,7 +48,7 @@ def test_same_record_as_the_route(app, client, headers, policy):
     fast = _fast(app)
     answer = fast._answer(_environ(json.dumps(_body("user-1")), headers))
     assert answer is not None
-    fast_json = json.loads(answer[0])
+    fast_json = json.loads(answer[0])  # (body, key id, rate-limit headers)
     route = Client(fast.next).post("/v1/consents", json=_body("user-2"), headers=headers)  # Flask itself
     assert route.status_code == 201
     assert fast_json.keys() == route.json.keys()

@@ -227,3 +227,35 @@ def test_the_fast_path_leases_counts_from_redis_and_never_grants_past_the_limit(
             break
     assert 400 - 2 * 3 <= granted <= 400
     store.close()
+
+
+def test_the_recording_fast_path_counts_on_the_routes_counter(limited):
+    from consent.fastrecord import RecordFastPath
+
+    app = limited('[ratelimit]\ndefault = "100 per minute"\n[ratelimit.scopes]\n"consent:write" = "3 per minute"\n')
+    client = app.test_client()
+    _policy(app, _key(app, "shop", "admin"))
+    writer = _key(app, "shop", "consent:write")
+    fast = app.wsgi_app.next
+    assert isinstance(fast, RecordFastPath)
+
+    def body(n: int) -> dict[str, Any]:
+        return {"subject_id": f"user-{n}", "policy": "privacy", "version": "1.0", "purposes": {"core": True},
+                "channel": "web", "locale": "en-GB"}
+
+    first = client.post("/v1/consents", json=body(0), headers=writer)  # not cached yet: the Flask route answers
+    assert first.status_code == 201 and first.headers["X-RateLimit-Remaining"] == "2"
+    for n, remaining in ((1, "1"), (2, "0")):
+        environ = EnvironBuilder(path="/v1/consents", method="POST", json=body(n), headers=writer).get_environ()
+        _, _, headers = fast._answer(environ)
+        assert dict(headers)["X-RateLimit-Limit"] == "3" and dict(headers)["X-RateLimit-Remaining"] == remaining
+    environ = EnvironBuilder(path="/v1/consents", method="POST", json=body(3), headers=writer).get_environ()
+    assert fast._answer(environ) is None  # past the limit: handed to the route, which refuses it
+    refused = client.post("/v1/consents", json=body(3), headers=writer)
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    from sqlalchemy import func, select
+
+    from consent.models import ConsentEvent
+
+    with app.extensions["db"].sessions() as session:  # three recorded, the refused one not
+        assert session.scalar(select(func.count()).select_from(ConsentEvent)) == 3
