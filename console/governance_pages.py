@@ -5,6 +5,7 @@ Company-wide records: operators limited to some apps get 403."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Response, abort, current_app, flash, redirect, request, send_file, url_for
@@ -316,8 +317,10 @@ def _evidence_page(*, status: int = 200, errors: dict[str, str] | None = None,
         rows = list(session.scalars(select(EvidenceExport).order_by(EvidenceExport.created_at.desc()).limit(20)))
         session.expunge_all()
     running = any(r.state in evidence_jobs.LIVE for r in rows)
-    return page("console/evidence.html", status=status, rows=rows, errors=errors or {}, values=values or {},
-                running=running, verified=verified or {})
+    # The period is stored as [start, end); the page shows its last day, as the form asked for it.
+    last_days = {r.id: (r.period_end - timedelta(days=1)).date() for r in rows}
+    return page("console/evidence.html", status=status, rows=rows, last_days=last_days, errors=errors or {},
+                values=values or {}, running=running, verified=verified or {})
 
 
 @blp.get("/governance/evidence")

@@ -145,7 +145,7 @@ def test_evidence_export_page_runs_follows_downloads_and_verifies(rq_app, make_o
     start_worker("default")
     done = wait_for(lambda: (lambda t: t if "Download the zip" in t else None)(admin.browser.get(evidence).text),
                     timeout=60)
-    assert 'http-equiv="refresh"' not in done
+    assert 'http-equiv="refresh"' not in done and "2026-01-01 \u2013 2026-12-31" in done
     export_id = re.search(r"/console/governance/evidence/([0-9a-f-]{36})/pack.zip", done).group(1)
     zipped = viewer.browser.get(f"{evidence}/{export_id}/pack.zip")
     assert zipped.status_code == 200 and zipped.mimetype == "application/zip"
