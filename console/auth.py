@@ -22,13 +22,17 @@ IDENTITY = "identity.view"  # see a request's decrypted identity and contact
 RETENTION = "retention.act"  # retention policies and runs
 ADMIN = "admin"  # operators, apps and keys
 INCIDENTS = "incidents.act"  # open incidents, move them on, record notifications, assess who was affected
+GOVERNANCE = "governance.act"  # keep the processor register, draft and submit impact assessments
+APPROVE = "governance.approve"  # approve an impact assessment or send it back (the approver is named)
 
 CAPABILITIES: dict[str, frozenset[str]] = {
     "viewer": frozenset({READ}),
     "agent": frozenset({READ, REQUESTS, IDENTITY}),
     "retention": frozenset({READ, RETENTION}),
     # Breach response is the privacy office's: admins (a dedicated role can take it over by this one line).
-    "admin": frozenset({READ, REQUESTS, IDENTITY, RETENTION, ADMIN, INCIDENTS}),
+    # Governance records are the privacy office's too; approving is a capability of its own so that a dedicated
+    # drafting role can be added without the right to approve its own work.
+    "admin": frozenset({READ, REQUESTS, IDENTITY, RETENTION, ADMIN, INCIDENTS, GOVERNANCE, APPROVE}),
 }
 
 
@@ -94,7 +98,7 @@ NAV: list[NavItem] = [
             ("console.incidents_list", "console.incident_page")),
     NavItem("console.governance_page", lambda: gettext("Governance"), READ,
             ("console.governance_page", "console.ropa_page", "console.assessments_page", "console.assessment_page",
-             "console.processors_page"), company_wide=True),
+             "console.processors_page", "console.evidence_page"), company_wide=True),
     NavItem("console.apps_page", lambda: gettext("Apps and keys"), ADMIN,
             ("console.apps_page", "console.key_revoke_confirm")),
 ]

@@ -63,3 +63,6 @@ def register(wiring: Wiring) -> None:
     # Exports a dead worker or a lost Redis job left behind are dispatched again within a minute.
     wiring.cron.append(CronEntry(evidence_jobs.reconcile, queue="default", interval=60, job_timeout=60,
                                  result_ttl=600))
+    # Old packs' files go after EVIDENCE_KEEP_DAYS (their rows and digests stay); hourly is plenty for days.
+    wiring.cron.append(CronEntry(evidence_jobs.sweep_packs, queue="default", interval=3600, job_timeout=300,
+                                 result_ttl=600))

@@ -1,6 +1,7 @@
 """Evidence pack exports as jobs: request (a row, then a job), execute (claim a lease, write the pack to a temporary
 file, rename it into place, record it), and the reconciler that dispatches again what a dead worker or a lost
-Redis job left behind. An attempt starts the pack over: it is written whole or not at all."""
+Redis job left behind, and the sweep that deletes old packs' files. An attempt starts the pack over: it is written
+whole or not at all (docs/evidence.md says why)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import or_, select, update
 from governance import evidence
 from governance.evidence_models import EvidenceExport
 from service import audit
+from service.config import env_int
 from service.db import utcnow
 from service.errors import NotFound
 from service.evidence import Period
@@ -154,3 +156,41 @@ def reconcile() -> list[str]:
     for export_id in again:
         log.info("evidence export %s: dispatched again", export_id)
     return again
+
+
+def keep_days(env: Any) -> int:
+    """EVIDENCE_KEEP_DAYS: how long a finished pack's zip stays on disk (default 30); the row and its SHA-256 stay."""
+    return env_int(env, "EVIDENCE_KEEP_DAYS", 30, minimum=1)
+
+
+def sweep(rt: Any, now: Any = None) -> list[str]:
+    """Delete the zip of every export finished more than keep_days ago (state `expired`, path cleared, audited),
+    and temporary `.part` files no live export owns (a worker killed mid-write). Returns the expired exports."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=keep_days(rt.settings.env))
+    expired: list[str] = []
+    with rt.db.session() as session:
+        old = session.scalars(select(EvidenceExport).where(EvidenceExport.state == "done",
+                                                           EvidenceExport.finished_at < cutoff)
+                              .with_for_update(skip_locked=True))
+        for row in old:
+            if row.path:
+                Path(row.path).unlink(missing_ok=True)
+            row.state, row.path = "expired", None
+            audit.record(session, app_id=None, actor="system", action="evidence.pack_deleted",
+                         resource_type="evidence", resource_id=row.id,
+                         details={"finished_at": row.finished_at.isoformat(), "keep_days": keep_days(rt.settings.env)})
+            expired.append(row.id)
+        live = {t for t in session.scalars(select(EvidenceExport.lease_token).where(
+            EvidenceExport.state.in_(LIVE), EvidenceExport.lease_token.is_not(None)))}
+    folder = pack_dir(rt)
+    if folder.is_dir():
+        for part in folder.glob("*.part"):
+            if part.suffixes[-2:-1] and part.suffixes[-2].lstrip(".") not in live:
+                part.unlink(missing_ok=True)
+    return expired
+
+
+def sweep_packs() -> list[str]:
+    """The cron entry: the worker's runtime."""
+    return sweep(runtime())

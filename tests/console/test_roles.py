@@ -66,6 +66,20 @@ MATRIX = {
     "console.assessments_page": ("GET", "/console/governance/assessments", EVERYONE),
     "console.assessment_page": ("GET", "/console/governance/assessments/{assessment}", EVERYONE),
     "console.processors_page": ("GET", "/console/governance/processors", EVERYONE),
+    "console.processor_create": ("POST", "/console/governance/processors", ADMINS),
+    "console.processor_review": ("POST", "/console/governance/processors/reviews", ADMINS),
+    "console.assessment_create": ("POST", "/console/governance/assessments", ADMINS),
+    "console.assessment_answers": ("POST", "/console/governance/assessments/{assessment}/answers", ADMINS),
+    "console.assessment_risk": ("POST", "/console/governance/assessments/{assessment}/risks", ADMINS),
+    "console.assessment_mitigation": ("POST", "/console/governance/assessments/{assessment}/mitigations", ADMINS),
+    "console.assessment_submit": ("POST", "/console/governance/assessments/{assessment}/submit", ADMINS),
+    "console.assessment_approve": ("POST", "/console/governance/assessments/{assessment}/approve", ADMINS),
+    "console.evidence_page": ("GET", "/console/governance/evidence", EVERYONE),
+    "console.evidence_start": ("POST", "/console/governance/evidence", ADMINS),
+    "console.evidence_download": ("GET", "/console/governance/evidence/none/pack.zip", EVERYONE),
+    "console.evidence_verify": ("POST", "/console/governance/evidence/none/verify", EVERYONE),
+    "console.assessment_request_changes": ("POST",
+                                           "/console/governance/assessments/{assessment}/request-changes", ADMINS),
     "console.signout_everywhere": ("POST", "/console/signout-everywhere", EVERYONE),
 }
 APP_ROUTES = ("console.request_detail", "console.certificate", "console.identity", "console.confirm", "console.act")
@@ -148,6 +162,8 @@ def test_the_roles_capabilities_are_as_documented():
     assert CAPABILITIES["agent"] == {"read", "requests.act", "identity.view"}
     assert CAPABILITIES["retention"] == {"read", "retention.act"}
     assert CAPABILITIES["admin"] >= CAPABILITIES["agent"] | CAPABILITIES["retention"] | {"admin"}
+    # Governance records and approving assessments are the privacy office's (admins) alone.
+    assert {r for r, caps in CAPABILITIES.items() if caps & {"governance.act", "governance.approve"}} == {"admin"}
 
 
 def test_a_signed_out_browser_is_sent_to_sign_in_from_every_guarded_route(app, two_apps, objects):
