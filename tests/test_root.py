@@ -26,6 +26,8 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
                                           "result_ttl": 600},
         "governance.evidence_jobs.reconcile": {"queue_name": "default", "interval": 60, "job_timeout": 60,
                                                "result_ttl": 600},
+        "governance.evidence_jobs.sweep_packs": {"queue_name": "default", "interval": 3600, "job_timeout": 300,
+                                                 "result_ttl": 600},
     }
     assert [f"{h.__module__}.{h.__name__}" for h in wired.on_erasure_completed] == [
         "governance.fanout.on_erasure_completed"]
