@@ -131,8 +131,10 @@ def _check(rt: Runtime, body: bytes, agents: list[Agent], agent_id: str, now: da
     except signing.Refused as refused:
         raise DrpError(status if refused.check != "body" else 400, refused.message, fatal=True, bare=bare) \
             from None
-    agent = next(a for a in agents if a.business_id == verified.claims["business-id"]
-                 and a.verify_key == verified.key)
+    agent = next((a for a in agents if a.business_id == verified.claims["business-id"]
+                  and a.verify_key == verified.key), None)
+    if agent is None:  # the key of one registration, the business of another
+        raise DrpError(status, "business-id does not name this Covered Business", fatal=True, bare=bare)
     return agent, verified
 
 

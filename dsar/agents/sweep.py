@@ -47,8 +47,11 @@ def sweep() -> dict[str, int]:
     synced = sync_dirty(rt)
     # Statuses that change with time alone: a verification window or the results' life ends.
     with rt.db.sessions() as session:
+        # (fulfilled access requests until their results expire; other fulfilled requests never change again)
         timed = list(session.scalars(select(DrpRequest.id).where(
-            DrpRequest.dsar_request_id.is_not(None), DrpRequest.current.in_(("in_progress", "fulfilled")))))
+            DrpRequest.dsar_request_id.is_not(None),
+            (DrpRequest.current == "in_progress") | ((DrpRequest.current == "fulfilled")
+                                                     & DrpRequest.exercise.like("access%")))))
         opt_ins = list(session.scalars(select(DrpRequest.id).where(DrpRequest.exercise == "sale:opt-in",
                                                                    DrpRequest.status == "in_progress")))
     for drp_id in timed:

@@ -306,3 +306,22 @@ def test_a_callback_refused_is_retried_and_a_lost_one_resent_from_the_database(i
     with inline_app.extensions["db"].sessions() as session:
         row = session.scalars(select(Callback)).one()
         assert (row.state, row.attempts) == ("delivered", 2)
+
+
+def test_cli_registers_lists_and_revokes(inline_app, key_for):
+    key_for(inline_app)  # creates the app mi-home
+    a = Agent("AA_CLI")
+    runner = inline_app.test_cli_runner()
+    made = runner.invoke(args=["drp", "register", "--app", "mi-home", "--agent-id", "AA_CLI", "--verify-key",
+                               a.verify_key, "--business-id", "MI_HOME"])
+    assert made.exit_code == 0, made.output
+    bad = runner.invoke(args=["drp", "register", "--app", "mi-home", "--agent-id", "AA_BAD", "--verify-key",
+                              "bm90IGEga2V5", "--business-id", "MI_HOME"])
+    assert bad.exit_code != 0 and "verify_key" in bad.output
+    assert "AA_CLI\tMI_HOME\tactive" in runner.invoke(args=["drp", "list", "--app", "mi-home"]).output
+    assert a.setup(inline_app.test_client()).status_code == 200
+    assert runner.invoke(args=["drp", "revoke", "--app", "mi-home", "--agent-id", "AA_CLI", "--reason",
+                               "test"]).exit_code == 0
+    assert a.setup(inline_app.test_client()).status_code == 403
+    swept = runner.invoke(args=["drp", "sweep"])
+    assert swept.exit_code == 0 and "callbacks_enqueued=0" in swept.output
