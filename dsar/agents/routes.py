@@ -34,7 +34,9 @@ _ERRORS = {str(code): {"description": text, "content": {"application/json": {"sc
                               (403, "a signature, agent, business or time check failed, or another agent's "
                                     "request"), (404, "no such request"), (409, "a replayed message, or a "
                                                                                "request that cannot be revoked"),
-                              (415, "not text/plain"), (503, "the database is unreachable"))}
+                              (410, "the link was used, or the results deleted after their time"),
+                              (413, "a body over MAX_CONTENT_LENGTH"), (415, "not text/plain"),
+                              (503, "the database is unreachable"))}
 
 
 @blp.record_once
@@ -57,6 +59,8 @@ def _json(body: Any, status: int = 200) -> Response:
 @blp.errorhandler(drp.DrpError)
 def _drp_error(exc: drp.DrpError) -> Response:
     response = Response(status=exc.status) if exc.bare else _json(exc.body(), exc.status)
+    if exc.bare:
+        del response.headers["Content-Type"]  # no body, so no type
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
@@ -104,8 +108,8 @@ def _after(request_id: str) -> dict[str, Any]:
 @blp.doc(summary="Pair-wise key set-up", requestBody=schemas.SIGNED_BODY, responses={
     "200": {"description": "a bearer token bound to the agent",
             "content": {"application/json": {"schema": schemas.DrpTokenOut}}},
-    "400": _ERRORS["400"], "403": {"description": "a check failed (no body)"}, "415": _ERRORS["415"],
-    "503": _ERRORS["503"]})
+    "403": {"description": "a check failed (no body)"}, "404": _ERRORS["404"],
+    "413": _ERRORS["413"], "415": _ERRORS["415"], "503": _ERRORS["503"]})
 def setup(agent_id: str) -> Response:
     """The agent's signed set-up message (`agent-id`, `business-id`, `issued-at`, `expires-at`, `drp.version`),
     checked in that order after the signature; answers a new bearer token (older ones of the agent stop
@@ -120,7 +124,7 @@ def setup(agent_id: str) -> Response:
 @blp.route("/agent/<agent_id>", methods=["GET"])
 @blp.doc(summary="Agent information", security=_AGENT_BEARER, responses={
     "200": {"description": "the token is valid for this agent", "content": {"application/json": {
-        "schema": {"type": "object"}}}}, "401": _ERRORS["401"], "403": _ERRORS["403"], "503": _ERRORS["503"]})
+        "schema": {"type": "object"}}}}, **{c: _ERRORS[c] for c in ("401", "403", "404", "503")}})
 def agent_info(agent_id: str) -> Response:
     """`{}` while the bearer token is valid for this agent; 403 for another agent's token."""
     with _rt().db.sessions() as session:
@@ -130,7 +134,7 @@ def agent_info(agent_id: str) -> Response:
 @blp.route("/data-rights-request", methods=["POST"])
 @blp.doc(summary="Data Rights Exercise", security=_AGENT_BEARER, requestBody=schemas.SIGNED_BODY, responses={
     "200": {"description": "the Exercise Status", "content": {"application/json": {"schema": schemas.DrpStatusOut}}},
-    **{c: _ERRORS[c] for c in ("400", "401", "403", "409", "415", "503")}})
+    **{c: _ERRORS[c] for c in ("400", "401", "403", "409", "413", "415", "503")}})
 def exercise() -> Response:
     """A signed request (`exercise`: access, access:categories, access:specific, deletion, sale:opt-out,
     sale:opt-in; `regime` ccpa or none; schema.org/Person claims). Answers its status."""
@@ -155,7 +159,7 @@ def status(request_id: str) -> Response:
 @blp.doc(summary="Data Rights Revoke", security=_AGENT_BEARER, requestBody=schemas.SIGNED_BODY, responses={
     "200": {"description": "the Exercise Status, revoked", "content": {"application/json": {
         "schema": schemas.DrpStatusOut}}},
-    **{c: _ERRORS[c] for c in ("400", "401", "403", "404", "409", "415", "503")}})
+    **{c: _ERRORS[c] for c in ("400", "401", "403", "404", "409", "413", "415", "503")}})
 def revoke(request_id: str) -> Response:
     """The signed revoke message (`reason` optional): a request not yet being carried out is cancelled."""
     body = _body()
@@ -166,11 +170,10 @@ def revoke(request_id: str) -> Response:
 
 @blp.route("/data-rights-request/<request_id>/results", methods=["GET"])
 @blp.doc(summary="Download the results (results_url)", parameters=[
-    {"in": "query", "name": "token", "required": True, "schema": {"type": "string", "maxLength": 100}}],
+    {"in": "query", "name": "token", "required": True,
+     "schema": {"type": "string", "minLength": 20, "maxLength": 100}}],
     responses={"200": {"description": "the access results (zip), streamed", "content": {"application/zip": {}}},
-               **{c: _ERRORS[c] for c in ("400", "404", "503")},
-               "410": {"description": "the link was used, or the results deleted after their time",
-                       "content": {"application/json": {"schema": schemas.DrpErrorOut}}}})
+               **{c: _ERRORS[c] for c in ("400", "404", "410", "503")}})
 def results(request_id: str) -> Response:
     """The single-use download link of `results_url` (the token alone authorises it, so the agent may hand it
     to the person): the decrypted archive, streamed."""

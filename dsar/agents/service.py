@@ -129,8 +129,9 @@ def _check(rt: Runtime, body: bytes, agents: list[Agent], agent_id: str, now: da
                                   business_ids=[a.business_id for a in agents], now=now, skew=opts.skew,
                                   max_window=opts.max_window)
     except signing.Refused as refused:
-        raise DrpError(status if refused.check != "body" else 400, refused.message, fatal=True, bare=bare) \
-            from None
+        # A set-up's refusals are all a bare 403 (2.05.1); elsewhere a message that is not one is a 400.
+        raise DrpError(400 if refused.check == "body" and not bare else status, refused.message, fatal=True,
+                       bare=bare) from None
     agent = next((a for a in agents if a.business_id == verified.claims["business-id"]
                   and a.verify_key == verified.key), None)
     if agent is None:  # the key of one registration, the business of another

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIGNATURE_BYTES = 64
-MAX_BODY = 64 * 1024  # a request is a few hundred bytes of claims
+MAX_BODY = 16 * 1024  # a request is a few hundred bytes of claims
 
 
 class Refused(Exception):

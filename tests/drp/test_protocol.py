@@ -110,7 +110,8 @@ def test_key_setup_refusals_are_a_bare_403(inline_app, key_for):
     assert client.post(url, data=once, headers=plain).status_code == 200
     replay = client.post(url, data=once, headers=plain)
     assert replay.status_code == 403 and replay.data == b""
-    assert client.post(url, data="not base64!", headers=plain).status_code == 400
+    garbled = client.post(url, data="not base64!", headers=plain)
+    assert garbled.status_code == 403 and garbled.data == b"" and "Content-Type" not in garbled.headers
 
 
 # --- exercises, statuses and callbacks ---------------------------------------------------------------------
