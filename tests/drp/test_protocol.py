@@ -326,3 +326,39 @@ def test_cli_registers_lists_and_revokes(inline_app, key_for):
     assert a.setup(inline_app.test_client()).status_code == 403
     swept = runner.invoke(args=["drp", "sweep"])
     assert swept.exit_code == 0 and "callbacks_enqueued=0" in swept.output
+
+
+def test_an_extension_is_called_back_with_the_new_expected_by_and_its_reason(inline_app, key_for, receiver):
+    a = Agent("AA_ONE")
+    client, admin = _ready(inline_app, key_for, a)
+    first = a.exercise(client, "access", regime="ccpa", email=person(2).user["email"],
+                       status_callback=receiver.url).json
+    dsar_id = _dsar_id(inline_app, first["request_id"])
+    r = client.post(f"/v1/requests/{dsar_id}/extend", json={"reason": "many systems to search"}, headers=admin)
+    assert r.status_code == 200
+    [update] = receiver.wait(1)
+    assert update["status"] == "in_progress" and update["reason"] == "need_user_verification"
+    assert update["processing_details"] == "the deadline was extended: many systems to search"
+    received, due = datetime.fromisoformat(update["received_at"]), datetime.fromisoformat(update["expected_by"])
+    assert due - received == timedelta(days=90)  # CCPA: 45 days and one extension of 45
+    assert a.status(client, first["request_id"]).json == {k: v for k, v in update.items() if k != "content_type"}
+
+
+def test_one_agent_id_in_two_apps_each_with_its_own_key_and_business(inline_app, key_for):
+    from service.tenancy import create_app_tenant, create_key
+
+    a = Agent("AA_ONE")
+    client, _ = _ready(inline_app, key_for, a)
+    with inline_app.extensions["db"].session() as session:
+        create_app_tenant(session, "other-app")
+        _, secret = create_key(session, "other-app", frozenset({"admin"}))
+    elsewhere = Agent("AA_ONE", business="OTHER_BIZ")  # the same id, another key, another business
+    assert register(inline_app, client, {"Authorization": f"Bearer {secret}"}, elsewhere).status_code == 201
+    url, plain = f"{API}/agent/AA_ONE", {"Content-Type": "text/plain"}
+    crossed = client.post(url, data=a.sign({**a.claims(), "business-id": "OTHER_BIZ"}), headers=plain)
+    assert crossed.status_code == 403 and crossed.data == b""  # a's key, the other app's business
+    assert elsewhere.setup(client).status_code == 200 and elsewhere.token != a.token
+    mine = a.exercise(client, "access", email=person(2).user["email"]).json["request_id"]
+    assert elsewhere.status(client, mine).status_code == 403
+    taken = register(inline_app, client, {"Authorization": f"Bearer {secret}"}, Agent("AA_TWO"))
+    assert taken.status_code == 409  # MI_HOME is mi-home's business id
