@@ -362,3 +362,25 @@ def test_one_agent_id_in_two_apps_each_with_its_own_key_and_business(inline_app,
     assert elsewhere.status(client, mine).status_code == 403
     taken = register(inline_app, client, {"Authorization": f"Bearer {secret}"}, Agent("AA_TWO"))
     assert taken.status_code == 409  # MI_HOME is mi-home's business id
+
+
+def test_every_step_is_audited_without_personal_data_or_secrets(inline_app, key_for, receiver, caplog):
+    from sqlalchemy import text
+
+    a = Agent("AA_ONE")
+    email = person(2).user["email"]
+    with caplog.at_level("INFO"):
+        client, _ = _ready(inline_app, key_for, a)
+        body = a.exercise(client, "access", user_id="2", email=email, email_verified=True,
+                          status_callback=receiver.url).json
+        receiver.wait(1)
+    with inline_app.extensions["db"].sessions() as session:
+        rows = list(session.execute(text("SELECT actor, action, details FROM audit_events")))
+    actions = {action for _, action, _ in rows}
+    assert {"drp.agent_registered", "drp.token_issued", "drp.request_received", "drp.status_changed",
+            "drp.callback_queued", "drp.callback_delivered", "dsar.received", "dsar.completed"} <= actions
+    assert ("drp:AA_ONE", "drp.request_received") in {(actor, action) for actor, action, _ in rows}
+    dump = " ".join(str(v) for row in rows for v in row) + caplog.text
+    token = body["results_url"].rsplit("token=", 1)[1]
+    for secret in (email, a.token, token, receiver.url):
+        assert secret not in dump
