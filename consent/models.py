@@ -36,6 +36,8 @@ class Purpose(Base):
     description: Mapped[str] = mapped_column(Text)
     required: Mapped[bool] = mapped_column(default=False)
     honors_gpc: Mapped[bool] = mapped_column(default=False)
+    # A sale or sharing of personal data (CCPA): what an opt-out of sale withdraws (Data Rights Protocol).
+    sale_or_sharing: Mapped[bool] = mapped_column(default=False)
     lawful_basis: Mapped[str] = mapped_column(String(40), default="consent")
     retention: Mapped[str | None] = mapped_column(String(40))
     pii_categories: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -22,6 +22,12 @@ def get_policy(session: Session, app_id: int, key: str) -> Policy:
     return policy
 
 
+def sale_purposes(session: Session, app_id: int, policy_key: str) -> list[str]:
+    """The keys of the policy's purposes marked as a sale or sharing of personal data."""
+    return list(session.scalars(select(Purpose.key).join(Policy, Policy.id == Purpose.policy_id).where(
+        Policy.app_id == app_id, Policy.key == policy_key, Purpose.sale_or_sharing.is_(True)).order_by(Purpose.id)))
+
+
 def list_policies(session: Session, app_id: int) -> list[Policy]:
     return list(session.scalars(select(Policy).where(Policy.app_id == app_id).order_by(Policy.key)))
 
@@ -37,6 +43,9 @@ def create_policy(session: Session, ctx: Context, data: dict[str, Any]) -> Polic
         if p["required"] and p["honors_gpc"]:
             raise Invalid("a required purpose cannot honour GPC: it could never be denied",
                           errors={"purposes": {str(i): {"honors_gpc": ["not allowed on a required purpose"]}}})
+        if p["required"] and p.get("sale_or_sharing"):
+            raise Invalid("a required purpose cannot be a sale or sharing: an opt-out could never withdraw it",
+                          errors={"purposes": {str(i): {"sale_or_sharing": ["not allowed on a required purpose"]}}})
     policy = Policy(app_id=app_id, key=data["key"], title=data["title"],
                     purposes=[Purpose(**p) for p in data["purposes"]], versions=[])
     session.add(policy)

@@ -29,6 +29,8 @@ class PurposeIn(Schema):
     description = Text(2000, required=True, multiline=True)
     required = StrictBool(load_default=False)
     honors_gpc = StrictBool(load_default=False)
+    sale_or_sharing = StrictBool(load_default=False, metadata={
+        "description": "the purpose sells or shares personal data (CCPA): an opt-out of sale withdraws it"})
     lawful_basis = Text(40, load_default="consent", validate=validate.OneOf(LAWFUL_BASES))
     retention = Text(40, load_default=None, validate=DURATION)  # the column's width
     pii_categories = fields.List(Text(100), load_default=list)
@@ -46,6 +48,7 @@ class PurposeOut(Schema):
     description = fields.String()
     required = fields.Boolean()
     honors_gpc = fields.Boolean()
+    sale_or_sharing = fields.Boolean()
     lawful_basis = fields.String()
     retention = fields.String(allow_none=True)
     pii_categories = fields.List(fields.String())

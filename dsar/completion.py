@@ -33,6 +33,9 @@ def close_request(rt: Runtime, request_id: str) -> None:
         req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id).with_for_update())
         if req is not None and req.status == "in_progress":
             close_if_done(rt, session, req)
+    from dsar.agents.status import sync_dirty
+
+    sync_dirty(rt)  # an agent's request that closed is called back now, not at the next sweep
 
 
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",

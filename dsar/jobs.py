@@ -228,10 +228,12 @@ def _execute(rt: Runtime, work: _Work, store_name: str) -> tuple[dict[str, int],
 
 
 def _withdraw_consents(rt: Runtime, work: _Work) -> dict[str, int]:
-    """Withdraw every consent the subject holds, through the consent service (receipts and ledger included)."""
+    """Withdraw every consent the subject holds, through the consent service (receipts and ledger included); with
+    `details = {"scope": "sale_or_sharing"}` (an opt-out of sale) only the purposes marked as a sale or sharing."""
     from consent.cache import PolicyCache
     from consent.context import Context
     from consent.history import subject_policy_keys
+    from consent.policies import sale_purposes
     from consent.record import withdraw
     from consent.status import status
     from service.tenancy import App, Principal
@@ -239,7 +241,8 @@ def _withdraw_consents(rt: Runtime, work: _Work) -> dict[str, int]:
     user_id = work.identity.get("user_id")
     if not user_id:
         raise NotApplicable("consent records are kept by user_id")
-    withdrawn = 0
+    withdrawn = purposes = 0
+    sale_only = (work.details or {}).get("scope") == "sale_or_sharing"
     with rt.db.session() as session:  # reads only: each withdrawal commits on its own (the ledger's write)
         slug = session.get(App, work.app_id).slug
         principal = Principal(app_id=work.app_id, app_slug=slug, key_id=f"dsar-{work.request_id[:8]}",
@@ -247,7 +250,13 @@ def _withdraw_consents(rt: Runtime, work: _Work) -> dict[str, int]:
         ctx = Context(principal=principal, keys=rt.keys, settings=rt.settings)
         for key in subject_policy_keys(session, work.app_id, ctx.pseudonym(user_id)):
             state = status(session, ctx, PolicyCache(0), user_id, key)
-            if any(state["purposes"].values()):  # already all withdrawn: a re-run adds nothing
+            if sale_only:
+                granted = [p for p in sale_purposes(session, work.app_id, key) if state["purposes"].get(p)]
+                if granted:  # only what is still granted: a re-run adds nothing
+                    withdraw(rt.db, ctx, {"subject_id": user_id, "policy": key, "purposes": granted,
+                                          "channel": "dsar"})
+                    withdrawn, purposes = withdrawn + 1, purposes + len(granted)
+            elif any(state["purposes"].values()):  # already all withdrawn: a re-run adds nothing
                 withdraw(rt.db, ctx, {"subject_id": user_id, "policy": key, "channel": "dsar"})
                 withdrawn += 1
-    return {"policies_withdrawn": withdrawn}
+    return {"policies_withdrawn": withdrawn, **({"purposes_withdrawn": purposes} if sale_only else {})}

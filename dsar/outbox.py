@@ -34,6 +34,9 @@ def dispatch(rt: Runtime) -> int:
     rows wait in the database for the next pass; the caller's committed work stands). Commits each claim on its
     own: a row is marked sent before its job is enqueued, so two passes never send it twice.
     """
+    from dsar.agents.status import sync_dirty
+
+    sync_dirty(rt)  # the caller just committed rights-request work: tell the agents whose request changed
     sent = 0
     with rt.db.sessions() as session:
         pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id)

@@ -9,6 +9,7 @@ from flask_smorest.pagination import PaginationParameters
 
 from dsar import schemas
 from dsar import service as dsar
+from dsar.agents.status import sync_dirty
 from dsar.config import options
 from dsar.deadlines import deadlines
 from dsar.exports import decrypt_chunks
@@ -122,6 +123,7 @@ def verify(data: dict[str, Any], request_id: str) -> Any:
     with _rt().db.session() as session:
         refused = dsar.verify(session, _rt(), _actor(), request_id, data["code"])
     if refused is not None:
+        sync_dirty(_rt())  # a request locked by this guess: the agent that made it, if any, is told
         raise refused  # after the commit: the wrong guess stays counted
     return _after_commit(request_id)
 
@@ -148,7 +150,7 @@ def extend(data: dict[str, Any], request_id: str) -> Any:
     """Extend the deadline once, where the jurisdiction allows it, with a reason."""
     with _rt().db.session() as session:
         dsar.extend(session, _rt(), _actor(), request_id, data["reason"])
-    return _view(request_id)
+    return _after_commit(request_id)  # an agent's request is synced
 
 
 @blp.post("/requests/<request_id>/reject")
@@ -159,7 +161,7 @@ def reject(data: dict[str, Any], request_id: str) -> Any:
     """Reject with a reason (e.g. manifestly unfounded)."""
     with _rt().db.session() as session:
         dsar.reject(session, _rt(), _actor(), request_id, data["reason"])
-    return _view(request_id)
+    return _after_commit(request_id)  # an agent's request is synced
 
 
 @blp.post("/requests/<request_id>/cancel")
@@ -170,7 +172,7 @@ def cancel(data: dict[str, Any], request_id: str) -> Any:
     """Cancel a request that has not started executing."""
     with _rt().db.session() as session:
         dsar.cancel(session, _actor(), request_id, data["reason"])
-    return _view(request_id)
+    return _after_commit(request_id)  # an agent's request is synced
 
 
 @blp.post("/requests/<request_id>/complete")
@@ -182,7 +184,7 @@ def complete(data: dict[str, Any], request_id: str) -> Any:
     automatic tasks are final too)."""
     with _rt().db.session() as session:
         dsar.complete_manual(session, _rt(), _actor(), request_id, data["reason"])
-    return _view(request_id)
+    return _after_commit(request_id)  # an agent's request is synced
 
 
 @blp.post("/requests/<request_id>/lift")

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dsar import notify
+from dsar.agents.hook import changed as drp_changed
 from dsar.completion import close_if_done
 from dsar.config import options
 from dsar.deadlines import deadlines
@@ -64,6 +65,9 @@ def _send_code(session: Session, rt: Runtime, req: DsarRequest) -> None:
 
 
 def _check_details(kind: str, details: dict[str, Any] | None) -> None:
+    if kind == "consent_withdrawal" and details not in (None, {}, {"scope": "sale_or_sharing"}):
+        raise Invalid("a consent withdrawal takes no details but its scope", errors={"details": [
+            'omit it (every consent), or give {"scope": "sale_or_sharing"} (an opt-out of sale or sharing)']})
     if kind != "rectification":
         return
     corrections = (details or {}).get("corrections")
@@ -85,9 +89,11 @@ def request_locale(rt: Runtime, tag: str | None) -> str:
     return locale
 
 
-def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *, can_verify: bool) -> DsarRequest:
-    """Record a request; start it at once when a `dsar:manage` key vouches for the subject, else send a code.
-    Its emails are written in `data["locale"]` (optional: MAIL_DEFAULT_LOCALE)."""
+def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *, can_verify: bool,
+           method: str = "verified by the submitting app (dsar:manage)") -> DsarRequest:
+    """Record a request; start it at once when a `dsar:manage` key vouches for the subject (`method` says how, in
+    the audit trail), else send a code. Its emails are written in `data["locale"]` (optional:
+    MAIL_DEFAULT_LOCALE)."""
     table = deadlines(rt.settings.toml)
     jurisdiction = data["jurisdiction"].upper()
     if jurisdiction not in table:
@@ -117,7 +123,7 @@ def submit(session: Session, rt: Runtime, actor: Actor, data: dict[str, Any], *,
                  resource_type="dsar_request", resource_id=request_id,
                  details={"type": req.type, "jurisdiction": jurisdiction, "due_at": req.due_at.isoformat()})
     if data.get("verified"):
-        _verified(session, rt, req, actor.name, "verified by the submitting app (dsar:manage)")
+        _verified(session, rt, req, actor.name, method)
     else:
         _send_code(session, rt, req)
     return req
@@ -258,6 +264,7 @@ def extend(session: Session, rt: Runtime, actor: Actor, request_id: str, reason:
     audit.record(session, app_id=req.app_id, actor=actor.name, action="dsar.extended", resource_type="dsar_request",
                  resource_id=req.id, details={"from": old.isoformat(), "to": req.due_at.isoformat(),
                                               "reason": reason})
+    drp_changed(session, req.id)  # an agent is told the new expected_by
     notify.send(session, rt, req, "deadline_extended",
                 body=f"We need more time for your {req.type} request {req.id}: we will answer by "
                 f"{req.due_at.date().isoformat()}. Reason: {reason}",

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dsar.agents.hook import changed as drp_changed
 from dsar.models import FINAL, DsarRequest, DsarTask
 from service import audit
 from service.db import utcnow
@@ -20,6 +21,7 @@ def transition(session: Session, req: DsarRequest, status: str, actor: str, reas
         req.closed_at = utcnow()
     audit.record(session, app_id=req.app_id, actor=actor, action=f"dsar.{status}", resource_type="dsar_request",
                  resource_id=req.id, details={"from": previous, "reason": reason, **details})
+    drp_changed(session, req.id)  # the agent that made it, if any, is called back after the commit
 
 
 def give_up(session: Session, task: DsarTask, app_id: int, limit: int) -> None:

@@ -13,6 +13,7 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
         "retention.jobs.run_due_policies": {"queue_name": "retention", "interval": 60, "job_timeout": 300,
                                             "result_ttl": 600},
         "dsar.maintenance.maintain": {"queue_name": "dsar", "interval": 60, "job_timeout": 300, "result_ttl": 600},
+        "dsar.agents.sweep.sweep": {"queue_name": "dsar", "interval": 60, "job_timeout": 300, "result_ttl": 600},
         "consent.jobs.verify_ledger": {"queue_name": "default", "interval": 86400, "job_timeout": 6 * 3600,
                                        "result_ttl": 86400},
         "consent.jobs.fold_counts": {"queue_name": "default", "interval": 60, "job_timeout": 3600, "result_ttl": 3600},
@@ -31,13 +32,14 @@ def test_every_domain_registers_and_the_cron_table_keeps_its_entries() -> None:
     }
     assert [f"{h.__module__}.{h.__name__}" for h in wired.on_erasure_completed] == [
         "governance.fanout.on_erasure_completed"]
-    assert {"retention.jobs", "dsar.jobs", "dsar.maintenance"} <= set(wired.job_modules)
+    assert {"retention.jobs", "dsar.jobs", "dsar.maintenance", "dsar.agents.callbacks"} <= set(wired.job_modules)
     assert {"consent.models", "dsar.models", "retention.models"} <= set(wired.model_modules)
 
 
 def test_the_app_carries_every_domains_routes_and_commands(app) -> None:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert {"/v1/policies", "/v1/requests", "/v1/retention/policies", "/v1/stores", "/v1/datamap",
-            "/readyz", "/v1/incidents", "/v1/governance/ropa", "/v1/governance/findings"} <= rules
-    assert {"db", "apps", "keys", "demo", "ledger", "dsar", "retention", "incidents", "governance"} <= set(
+            "/readyz", "/v1/incidents", "/v1/governance/ropa", "/v1/governance/findings",
+            "/drp/v1/data-rights-request", "/v1/drp/agents"} <= rules
+    assert {"db", "apps", "keys", "demo", "ledger", "dsar", "drp", "retention", "incidents", "governance"} <= set(
         app.cli.commands)
