@@ -1,6 +1,6 @@
 """dsar: Data Rights Protocol agents, their tokens and requests, status callbacks; purposes marked as sale or sharing
 
-Revision ID: 0024
+Revision ID: 0021
 Revises: 0020
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 
 import service.db
 
-revision = '0024'
+revision = '0021'
 down_revision = '0020'
 branch_labels = None
 depends_on = None
