@@ -9,13 +9,15 @@ if TYPE_CHECKING:
 
 
 def register(wiring: Wiring) -> None:
-    """Incidents' routes, `flask incidents`, its tables and jobs, the overdue obligations in /readyz, and the
+    """Incidents' routes, `flask incidents`, its tables and jobs, the overdue obligations in /readyz, its part
+    of the evidence pack, and the
     scheduler's pass (stranded assessment runs, subject lists past their incident's retention)."""
-    from incidents import cli, config, jobs, routes
+    from incidents import cli, config, jobs, pack, routes
     from service.wiring import CronEntry, ReadinessDetail
 
     wiring.blueprints.append(routes.blp)
     wiring.cli_groups.append(cli.incidents_cli)
+    wiring.evidence.append(pack.SECTION)
     wiring.model_modules.append("incidents.models")
     wiring.job_modules.append("incidents.jobs")
     wiring.on_runtime.append(config.check)  # a bad [incidents] setting or clock override stops the service
