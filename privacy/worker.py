@@ -1,7 +1,7 @@
 """The Procfile's worker class: `rq worker -w privacy.worker.ServiceWorker ...`.
 
-It forks a work horse per job, as RQ does, but the horse starts with the domains' job modules imported and the
-process runtime built, instead of doing both for every job.
+It runs jobs in its own process (RQ's SimpleWorker), with the domains' job modules imported and the process runtime
+built once: a fork per job and the work horse's start cost more than most jobs (docs/architecture.md, Workers).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Worker
+from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
 from privacy import load_models, wiring
 from service.runtime import Runtime, runtime
-from service.stores.registry import BUILTINS, registry_for
+from service.stores.registry import registry_for
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,14 @@ FIRST_WAIT, MAX_WAIT = 1.0, 15.0  # seconds between looks at a Redis that is dow
 
 def preload() -> Runtime | None:
     """Import every table and the job modules the domains declare, then build the process runtime and its stores,
-    in a worker before it forks.
+    before the worker takes its first job.
 
     Returns the runtime, or None when it cannot be built now (the database or the key files are not there
-    yet): each work horse then builds its own, as a plain `rq worker` does, and reports the error in its job.
+    yet): the first job then builds it, and reports the error if it still cannot.
     """
     # A job's module imports only the tables it uses; the ORM needs every table's mapping.
     load_models()
-    # A work horse imports what its job needs; importing these before forking spares every job that (about
-    # 0.3 s of imports each).
+    # A job imports what it needs; importing these first keeps that cost (about 0.3 s) out of the first jobs.
     for name in wiring().job_modules:
         importlib.import_module(name)
     try:
@@ -45,52 +44,26 @@ def preload() -> Runtime | None:
         log.warning("worker: runtime not preloaded (%s); each job builds its own", type(exc).__name__)
         return None
     try:
-        stores = registry_for(rt)
+        registry_for(rt)  # kept on the runtime: every job of this process uses the same stores
     except Exception as exc:  # noqa: BLE001 - an unreachable store fails the jobs that need it, as before
         log.warning("worker: stores not preloaded (%s); each job builds them", type(exc).__name__)
-    else:
-        if not all(_fork_safe(store) for store in stores):
-            # A third-party plugin may hold connections a forked child must not share: built per job instead.
-            rt.stores = None
-            stores.close()
-    # The parent keeps no connection open: each work horse opens its own.
-    for engine in _engines(rt):
-        engine.dispose()
     return rt
 
 
-def _fork_safe(store: Any) -> bool:
-    """The built-in plugins survive a fork: `sql` engines are disposed in the child, redis-py notices the fork,
-    and `files` holds nothing open."""
-    return BUILTINS.get(getattr(store, "plugin", None), "").partition(":")[0] == type(store).__module__
+class ServiceWorker(SimpleWorker):
+    """`rq worker -w privacy.worker.ServiceWorker`: jobs run in this process, on a runtime built once.
 
-
-def _engines(rt: Runtime) -> list[Any]:
-    stores = list(rt.stores) if rt.stores is not None else []
-    return [rt.db.engine, *(store.engine for store in stores if getattr(store, "plugin", None) == "sql")]
-
-
-def after_fork(rt: Runtime | None) -> None:
-    """In a work horse: drop the connection pools inherited from the worker, without closing their
-    connections (they belong to the parent)."""
-    if rt is None:
-        return
-    for engine in _engines(rt):
-        engine.dispose(close=False)
-
-
-class ServiceWorker(Worker):
-    """`rq worker -w privacy.worker.ServiceWorker`: the runtime built once, before the work horses fork."""
+    A job's timeout still holds (RQ's death penalty is SIGALRM in this, the main, thread). What a fork gave and
+    this does not: a job that crashes the interpreter or exhausts memory takes the worker with it; the process
+    manager starts it again and the reconcilers re-dispatch the job from the database (every job is resumable).
+    `--max-jobs` recycles a worker after that many jobs, bounding what a slow leak can grow to.
+    """
 
     _runtime: Runtime | None = None
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         self._runtime = preload()
         super().bootstrap(*args, **kwargs)
-
-    def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
-        after_fork(self._runtime)
-        super().main_work_horse(*args, **kwargs)
 
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
         """RQ's loop, started again when it ended on a lost Redis.
