@@ -255,12 +255,12 @@ def main() -> None:
         redis.flushdb()
         shutil.rmtree(instance, ignore_errors=True)
 
-    print(f"\n{'median of ' + str(args.rounds) + ', submission to completed':<58}{'service s':>10}{'raw s':>9}"
+    print(f"\n{'median of ' + str(args.rounds) + ', submission to completed':<66}{'service s':>10}{'raw s':>9}"
           f"{'ratio':>8}")
     for label, figures in results.items():
         for kind, (service, raw) in figures.items():
             s, b = statistics.median(service), statistics.median(raw)
-            print(f"{kind + ', ' + label:<58}{s:>10.3f}{b:>9.4f}{s / b:>8.1f}")
+            print(f"{kind + ', ' + label:<66}{s:>10.3f}{b:>9.4f}{s / b:>8.1f}")
     procfile = results[next(iter(WORKERS))]
     for kind, (service, raw) in procfile.items():
         ratio = statistics.median(service) / statistics.median(raw)
