@@ -18,6 +18,7 @@ class Collector:
     """The handler: keeps every accepted message; may refuse recipients or hold DATA until released."""
 
     refuse_rcpt: str | None = None  # e.g. "550 5.1.1 <x>: mailbox unavailable"
+    refuse_only: str | None = None  # with refuse_rcpt: refuse this one address, accept the others
     hold: bool = False
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -26,7 +27,7 @@ class Collector:
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook names
         self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if self.refuse_rcpt:
+        if self.refuse_rcpt and self.refuse_only in (None, address):
             return self.refuse_rcpt.replace("<x>", f"<{address}>")
         envelope.rcpt_tos.append(address)
         return "250 OK"
