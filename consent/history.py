@@ -49,6 +49,21 @@ def _item(keys: KeyMaterial, event: ConsentEvent, policy_key: str, version: str)
             "receipt": event.receipt}
 
 
+def latest_locales(session: Session, app_id: int, subjects: Collection[str]) -> dict[str, str]:
+    """The language each subject (by pseudonym) last gave consent in, where one was recorded: what the person reads
+    the app in, for messages the service sends them unasked (an incident notice)."""
+    found: dict[str, tuple[int, str]] = {}
+    if not subjects:
+        return {}
+    stmt = (select(ConsentEvent.subject, ConsentEvent.seq, ConsentEvent.locale)
+            .where(ConsentEvent.app_id == app_id, ConsentEvent.subject.in_(list(subjects)),
+                   ConsentEvent.locale.is_not(None)))
+    for subject, seq, locale in session.execute(stmt):
+        if subject not in found or seq > found[subject][0]:
+            found[subject] = (seq, locale)
+    return {subject: locale for subject, (_, locale) in found.items()}
+
+
 def subject_policy_keys(session: Session, app_id: int, subject: str) -> list[str]:
     """Keys of the app's policies the subject (by pseudonym) has consent records for."""
     stmt = (select(Policy.key).join(ConsentEvent, ConsentEvent.policy_id == Policy.id)

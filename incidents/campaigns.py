@@ -5,8 +5,10 @@ with an email) and who cannot be reached; a real campaign needs a succeeded dry 
 and one per run at most (nobody gets the same incident's notice from two campaigns). The job walks the run's
 people in id order, a batch per transaction: each person gets a delivery row, unique per (campaign, person), and
 its outbox row (service.mail, encrypted) in the same transaction, so a worker killed anywhere, or a retry, never
-queues a person twice, and a resumed attempt picks up the people without a delivery. Throttled to `per_minute`.
-Delivery (SMTP or .eml files), bounces and failures are the outbox's: the report reads each delivery's mail state.
+queues a person twice, and a resumed attempt picks up the people without a delivery. Throttled to `per_minute`. Each
+notice is in the language the person last gave consent in and links to the privacy centre's page about the incident
+(incidents.notices). Delivery (SMTP or .eml files), bounces and failures are the outbox's: the report reads each
+delivery's mail state.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from incidents import assessment, config, leases
+from incidents import assessment, config, leases, notices
 from incidents.models import AffectedSubject, AssessmentRun, Campaign, Delivery, Incident
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
 from service.mail import outbox
 from service.mail.models import MailMessage
+from service.tenancy import App
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -133,7 +136,10 @@ def execute(rt: Any, campaign_id: str) -> str | None:
 def _send(rt: Any, campaign_id: str, token: str, ttl: int, run_id: str, app_id: int, incident_id: str,
           messages: dict[str, Any], per_minute: int | None) -> None:
     size = min(BATCH, per_minute) if per_minute else BATCH
-    language = "en" if "en" in messages else sorted(messages)[0]
+    with rt.db.sessions() as session:
+        slug = session.scalar(select(App.slug).where(App.id == app_id))
+    links = {key: notices.page_url(rt.settings.public_url, slug, rt.keys, app_id, campaign_id, key)
+             for key in messages}
     while True:
         started = time.monotonic()
         with rt.db.session() as session:
@@ -145,13 +151,16 @@ def _send(rt: Any, campaign_id: str, token: str, ttl: int, run_id: str, app_id: 
                 AffectedSubject.id.not_in(done)).order_by(AffectedSubject.id).limit(size)))
             if not batch:
                 return
+            identities = {person.id: assessment.identity_of(rt.keys, person) for person in batch}
+            language = notices.languages(session, rt.keys, app_id,
+                                         {p: i.get("user_id", []) for p, i in identities.items()}, messages)
             for person in batch:
-                email = assessment.identity_of(rt.keys, person)["email"][0]
-                text = messages[language]
-                row = outbox.queue(session, rt, kind="notice", recipient=email, locale=language, app_id=app_id,
-                                   ref=campaign_id, context={"request_id": incident_id, "link": None,
-                                                             "notice_subject": text["subject"],
-                                                             "notice_text": text["text"]})
+                key = language[person.id]
+                text = messages[key]
+                row = outbox.queue(session, rt, kind="notice", recipient=identities[person.id]["email"][0],
+                                   locale=notices.PAGE_LOCALE[key], app_id=app_id, ref=campaign_id,
+                                   context={"request_id": incident_id, "link": None, "notice_link": links[key],
+                                            "notice_subject": text["subject"], "notice_text": text["text"]})
                 session.add(Delivery(campaign_id=campaign_id, subject_id=person.id, state="queued", mail_id=row.id))
         if per_minute:  # the throttle: this batch's share of a minute
             time.sleep(max(0.0, len(batch) * 60 / per_minute - (time.monotonic() - started)))

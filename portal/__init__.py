@@ -13,7 +13,15 @@ def register(wiring: Wiring) -> None:
     """The links API, the pages (at /privacy/<app slug>/) and their catalogue."""
     from pathlib import Path
 
-    from portal import config, consent_pages, entry, history_pages, request_pages, routes  # noqa: F401 - the page modules add their views
+    from portal import (  # noqa: F401 - the page modules add their views
+        config,
+        consent_pages,
+        entry,
+        history_pages,
+        notice_pages,
+        request_pages,
+        routes,
+    )
     from portal.cli import portal_cli
     from portal.web import blp
 

@@ -93,7 +93,8 @@ def render(kind: str, locale: str, context: Mapping[str, Any]) -> Rendered:
     `request_id`, `request_type`, `app_name`, `link` and `link_valid_for` (a timedelta) for all but the code;
     `code` and `minutes` (the code), `due` (received, extended), `reason` (extended, rejected), `export_ready`
     and `export_valid_for` (completed, partially completed). `notice` is a message whose text the sender wrote
-    in the locale (`notice_subject`, `notice_text`, a notice to many people), with `request_id` as its reference.
+    in the locale (`notice_subject`, `notice_text`, a notice to many people) and `notice_link` (its page), with
+    `request_id` as its reference.
     COMPANY_KINDS have their own context (see each template) and are written in English whatever the locale."""
     if kind not in KINDS + COMPANY_KINDS:
         raise ValueError(f"unknown mail kind {kind!r}")
