@@ -1,10 +1,10 @@
 """Draining the mail outbox: per row claim (a lease), send, record; retries with backoff; a sweep for lost jobs.
 
 A row's states: `queued` (due at `next_attempt_at`) -> `sending` (committed, with its attempt number, before the
-SMTP transaction starts) -> `sent` (Message-ID and time) | `queued` again (the refusal kept, retried with backoff)
-| `failed` (attempts used up). A row still `sending` after its lease lapsed belongs to a worker that died
-mid-transaction: the server may have accepted it, so it becomes `unconfirmed` and is never resent
-automatically (at most once: a duplicate code or notice is worse than one a person can ask for again).
+SMTP transaction starts) -> `sent` (Message-ID and time) | `queued` again (a transient refusal kept, retried with
+backoff) | `failed` (a permanent 5xx refusal, or attempts used up). A row still `sending` after its lease lapsed
+belongs to a worker that died mid-transaction: the server may have accepted it, so it becomes `unconfirmed` and is
+never resent automatically (at most once: a duplicate code or notice is worse than one a person can ask for again).
 """
 
 from __future__ import annotations
@@ -61,6 +61,15 @@ def _reason(exc: Exception, recipient: str) -> str:
     return reason.replace(recipient, "<recipient>")[:1000]  # servers echo the address; keep it out
 
 
+def _permanent(exc: Exception) -> bool:
+    """A 5xx reply (RFC 5321 4.2.1: "permanent negative completion") is not retried: the same message to the same
+    address would be refused again, and retries only delay the `failed` the sender needs to see. 4xx replies,
+    dropped connections and timeouts are transient."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
+
+
 def attempt(rt: Runtime, transport: Transport, row_id: str) -> bool:
     """One attempt at a due `queued` row: claim and commit `sending`, send, commit the outcome. Returns True
     when the row failed and is due again at once (a zero backoff), so the caller tries again."""
@@ -82,7 +91,7 @@ def attempt(rt: Runtime, transport: Transport, row_id: str) -> bool:
         transport.send(message)
     except (smtplib.SMTPException, OSError) as exc:
         reason = _reason(exc, recipient)
-        gave_up = number >= max_attempts
+        gave_up = number >= max_attempts or _permanent(exc)
         due = utcnow() + timedelta(seconds=retry_seconds * 2 ** (number - 1))
         with rt.db.session() as session:
             session.execute(

@@ -60,14 +60,21 @@ def test_a_real_worker_drains_the_outbox(make_app: Any, worker_config: dict[str,
         assert CODE in message.get_body(("plain",)).get_content() and "verification code" in message["Subject"]
 
 
-def test_a_refused_recipient_fails_after_the_retries_with_the_reason(make_app: Any) -> None:
+def test_a_permanently_refused_recipient_fails_at_once_with_the_reason(make_app: Any) -> None:
     with SmtpServer(Collector(refuse_rcpt="550 5.1.1 <x>: mailbox unavailable")) as server:
         app = make_app(SMTP_URL=server.url, MAIL_MAX_ATTEMPTS="3", MAIL_RETRY_SECONDS="0")
         row = row_of(app, queue_code(app))
-        assert row.state == "failed" and row.attempts == 3 and row.sent_at is None
+        assert row.state == "failed" and row.attempts == 1 and row.sent_at is None  # a 5xx is not retried
         assert "550" in row.last_error and "mailbox unavailable" in row.last_error
         assert TO not in row.last_error  # the server echoed the address; it is not kept
         assert server.handler.messages == []
+
+
+def test_a_transient_refusal_is_retried_until_the_attempts_are_used_up(make_app: Any) -> None:
+    with SmtpServer(Collector(refuse_rcpt="451 4.3.0 try later")) as server:
+        app = make_app(SMTP_URL=server.url, MAIL_MAX_ATTEMPTS="3", MAIL_RETRY_SECONDS="0")
+        row = row_of(app, queue_code(app))
+        assert row.state == "failed" and row.attempts == 3 and "451" in row.last_error
 
 
 def test_backoff_leaves_a_refused_row_queued_for_later(make_app: Any) -> None:
