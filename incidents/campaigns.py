@@ -26,7 +26,7 @@ from incidents.models import AffectedSubject, AssessmentRun, Campaign, Delivery,
 from service import audit
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound
-from service.mail import outbox
+from service.mail import delivery, outbox
 from service.mail.models import MailMessage
 from service.tenancy import App
 
@@ -151,6 +151,7 @@ def _send(rt: Any, campaign_id: str, token: str, ttl: int, run_id: str, app_id: 
                 AffectedSubject.id.not_in(done)).order_by(AffectedSubject.id).limit(size)))
             if not batch:
                 return
+            queued: list[str] = []
             identities = {person.id: assessment.identity_of(rt.keys, person) for person in batch}
             language = notices.languages(session, rt.keys, app_id,
                                          {p: i.get("user_id", []) for p, i in identities.items()}, messages)
@@ -160,7 +161,14 @@ def _send(rt: Any, campaign_id: str, token: str, ttl: int, run_id: str, app_id: 
                 row = outbox.queue(session, rt, kind="notice", recipient=identities[person.id]["email"][0],
                                    locale=notices.PAGE_LOCALE[key], app_id=app_id, ref=campaign_id,
                                    context={"request_id": incident_id, "link": None, "notice_link": links[key],
-                                            "notice_subject": text["subject"], "notice_text": text["text"]})
+                                            "notice_subject": text["subject"], "notice_text": text["text"]},
+                                   dispatch=False)
                 session.add(Delivery(campaign_id=campaign_id, subject_id=person.id, state="queued", mail_id=row.id))
+                queued.append(row.id)
+        try:  # committed: the batch goes out over one SMTP connection
+            delivery.enqueue_batch(rt, queued)
+        except Exception:  # the rows are committed: the mail sweep enqueues them
+            log.warning("campaign %s: a delivery batch not enqueued; the sweep will pick it up", campaign_id,
+                        exc_info=True)
         if per_minute:  # the throttle: this batch's share of a minute
             time.sleep(max(0.0, len(batch) * 60 / per_minute - (time.monotonic() - started)))

@@ -22,6 +22,7 @@ class Collector:
     hold: bool = False
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    peers: list[Any] = field(default_factory=list)  # each accepted message's client (address, port): its connection
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,6 +38,7 @@ class Collector:
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.peers.append(session.peer)
         if self.hold:
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
         return "250 Message accepted"

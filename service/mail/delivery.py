@@ -13,13 +13,13 @@ import logging
 import smtplib
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from service.config import env_int
 from service.db import utcnow
 from service.mail.message import build, read
 from service.mail.models import MailMessage
-from service.mail.transport import Transport, transport_for
+from service.mail.transport import Transport, session_of, transport_for
 from service.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,26 @@ def _opts(rt: Runtime) -> tuple[int, int, int]:
 def enqueue(rt: Runtime, row_id: str) -> None:
     """Enqueue delivery of one row (idempotent: the job claims the row or finds nothing to do)."""
     rt.queue.enqueue(deliver, row_id, queue=QUEUE, timeout=600)
+
+
+def enqueue_batch(rt: Runtime, row_ids: list[str]) -> None:
+    """Enqueue one job delivering `row_ids` over one SMTP connection (a campaign's batch); each row is still
+    claimed, sent and recorded on its own, so the batch is as idempotent as single jobs."""
+    if row_ids:
+        rt.queue.enqueue(deliver_batch, row_ids, queue=QUEUE, timeout=600)
+
+
+def deliver_batch(row_ids: list[str]) -> dict[str, int]:
+    """The batch job: each row as `deliver` does, through one connection; returns the count per final state."""
+    rt = runtime()
+    with session_of(transport_for(rt.settings)) as transport:
+        for row_id in row_ids:
+            while attempt(rt, transport, row_id):
+                pass
+    with rt.db.session() as session:
+        rows = session.execute(select(MailMessage.state, func.count()).where(MailMessage.id.in_(row_ids))
+                               .group_by(MailMessage.state))
+        return {state: count for state, count in rows}
 
 
 def deliver(row_id: str) -> str:

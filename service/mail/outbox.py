@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def queue(session: Session, rt: Runtime, *, kind: str, recipient: str, context: dict[str, Any],
-          locale: str | None = None, app_id: int | None = None, ref: str | None = None) -> MailMessage:
+          locale: str | None = None, app_id: int | None = None, ref: str | None = None,
+          dispatch: bool = True) -> MailMessage:
     """Render `kind` in `locale` and add its encrypted outbox row to `session`; does not commit. Once the
-    caller commits, a delivery job is enqueued for it (and the cron sweep finds it if that enqueue is lost)."""
+    caller commits, a delivery job is enqueued for it (and the cron sweep finds it if that enqueue is lost);
+    `dispatch=False` leaves that to the caller (`delivery.enqueue_batch` after its commit)."""
     loc = normalise_locale(locale, default=default_locale(rt.settings.env))
     rendered = render(kind, loc, context)
     row_id = str(uuid.uuid4())
@@ -37,7 +39,8 @@ def queue(session: Session, rt: Runtime, *, kind: str, recipient: str, context: 
         text_body=enc(rendered.text.encode(), _ad(row_id, "text")),
         html_body=enc(rendered.html.encode(), _ad(row_id, "html")))
     session.add(row)
-    _dispatch_after_commit(session, rt, row_id)
+    if dispatch:
+        _dispatch_after_commit(session, rt, row_id)
     log.info("mail %s queued (%s)", kind, row_id)
     return row
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.mail import delivery
+from service.mail import delivery, outbox
 from service.runtime import use_runtime
 from tests.conftest import wait_for
 from tests.mailserver import Collector, SmtpServer
@@ -58,6 +58,25 @@ def test_a_real_worker_drains_the_outbox(make_app: Any, worker_config: dict[str,
         wait_for(lambda: row_of(app, row_id).state == "sent")
         [message] = server.handler.messages
         assert CODE in message.get_body(("plain",)).get_content() and "verification code" in message["Subject"]
+
+
+def test_a_batch_goes_over_one_connection_and_a_refusal_in_it_harms_no_other(make_app: Any) -> None:
+    addresses = [f"p{i}@example.com" for i in range(7)]
+    with SmtpServer(Collector(refuse_rcpt="550 5.1.1 <x>: mailbox unavailable", refuse_only="p3@example.com")
+                    ) as server:
+        app = make_app(SMTP_URL=server.url, MAIL_RETRY_SECONDS="0")
+        rt = app.extensions["runtime"]
+        with rt.db.session() as session:
+            ids = [outbox.queue(session, rt, kind="verification_code", recipient=to, ref="req-1", dispatch=False,
+                                context={"request_id": "req-1", "code": CODE, "minutes": 15}).id
+                   for to in addresses]
+        assert {row_of(app, i).state for i in ids} == {"queued"}  # not dispatched: the caller sends the batch
+        with use_runtime(rt):
+            assert delivery.deliver_batch(ids) == {"sent": 6, "failed": 1}
+            assert delivery.deliver_batch(ids) == {"sent": 6, "failed": 1}  # again: nothing is sent twice
+        assert [row_of(app, i).state for i in ids] == ["sent"] * 3 + ["failed"] + ["sent"] * 3
+        assert [to for _, [to] in server.handler.envelopes] == addresses[:3] + addresses[4:]
+        assert len(set(server.handler.peers)) == 1  # one SMTP session for the whole batch
 
 
 def test_a_permanently_refused_recipient_fails_at_once_with_the_reason(make_app: Any) -> None:
