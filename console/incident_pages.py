@@ -17,12 +17,13 @@ from console.hold_pages import chosen_app
 from console.operators import actor as operator_actor
 from console.request_pages import _apps
 from console.web import blp, page, page_number, signed_in
-from incidents import assessment, cases, clocks, jobs, report, schemas
+from incidents import assessment, campaigns, cases, clocks, jobs, report, schemas
 from incidents.models import OBLIGATIONS, RISKS, Incident
 from service.db import utcnow
 from service.errors import DomainError
 
 PAGE_SIZE = 25
+LANGUAGES = ("en", "zh")  # a campaign's message languages (incidents.schemas)
 # The fields each next state asks for besides the reason (incidents.cases._enter checks them).
 NEEDS = {"assessed": ("risk", "risk_reasoning"), "contained": (), "closed": ("root_cause", "measures")}
 
@@ -153,11 +154,18 @@ def _incident_page(incident_id: str, *, status: int = 200, errors: dict[str, str
         incident = _incident(session, incident_id)
         shown = cases.view(session, incident, _table(), now=now)
         runs = [assessment.run_view(session, r) for r in assessment.runs_of(session, incident.id)]
+        sent = [campaigns.report(session, c) for c in campaigns.of(session, incident.id)]
+        previewed = next((c for c in campaigns.of(session, incident.id) if c.dry_run), None)
         steps = cases.timeline(session, incident)
+    if form != "campaign" and previewed is not None:  # send what was previewed without typing it again
+        values = {f"{lang}_{part}": previewed.messages.get(lang, {}).get(part, "")
+                  for lang in LANGUAGES for part in ("subject", "text")}
+        values["per_minute"] = str(previewed.per_minute or "")
+        form = "campaign"
     for o in shown["obligations"]:
         o["left"] = None if o["done"] or not o["applies"] else time_left(o["due_at"], now)
-    running = any(r["state"] in ("queued", "running") for r in runs)
-    return page("console/incident.html", status=status, incident=shown, runs=runs, timeline=steps,
+    running = any(r["state"] in ("queued", "running") for r in [*runs, *sent])
+    return page("console/incident.html", status=status, incident=shown, runs=runs, timeline=steps, campaigns=sent,
                 jurisdiction_options=[(j, j) for j in shown["jurisdictions"]],
                 next_state=cases.NEXT.get(shown["state"]), needs=NEEDS, risks=RISKS, obligations=OBLIGATIONS,
                 errors=errors or {}, values=values or {}, refused=refused, form=form, running=running)
@@ -228,6 +236,53 @@ def incident_assess(incident_id: str) -> Any:
     jobs.dispatch(current_app.extensions["queue"], run_id)
     flash(gettext("The assessment has started; this page shows its counts when it is done."), "console")
     return redirect(url_for("console.incident_page", incident_id=incident_id), code=303)
+
+
+@blp.post("/incidents/<incident_id>/campaigns")
+@require(INCIDENTS)
+def incident_campaign(incident_id: str) -> Any:
+    """Preview (a dry run: counts only) or send the notices to the people, as the API's campaigns: a real one
+    needs a preview of the same text first."""
+    form = {k: request.form.get(k, "").replace("\r\n", "\n").strip()
+            for k in (*(f"{lang}_{part}" for lang in LANGUAGES for part in ("subject", "text")), "per_minute")}
+    messages = {lang: {"subject": form[f"{lang}_subject"], "text": form[f"{lang}_text"]}
+                for lang in LANGUAGES if form[f"{lang}_subject"] or form[f"{lang}_text"]}
+    raw: dict[str, Any] = {"messages": messages, "dry_run": request.form.get("action") != "send"}
+    if form["per_minute"]:
+        raw["per_minute"] = form["per_minute"]
+    try:
+        data = schemas.IncidentCampaignIn().load(raw)
+        with _db().session() as session:
+            incident = _incident(session, incident_id)
+            campaign_id = campaigns.create(session, incident, _actor(incident.app_id).name, data).id
+    except (ValidationError, DomainError) as exc:
+        status, errors = _refusal(exc)
+        return _incident_page(incident_id, status=status, errors=_campaign_errors(exc, errors), values=form,
+                              form="campaign")
+    jobs.dispatch_campaign(current_app.extensions["queue"], campaign_id)
+    flash(gettext("The preview is counting the people it would reach.") if data["dry_run"] else
+          gettext("The notices are being sent; this page shows the progress."), "console")
+    return redirect(url_for("console.incident_page", incident_id=incident_id), code=303)
+
+
+def _campaign_errors(exc: ValidationError | DomainError, errors: dict[str, str]) -> dict[str, str]:
+    """The schema's and the service's fields onto the form's: each message's subject and text, the throttle, and
+    what concerns the campaign as a whole (no assessment, no preview of this text, already sent)."""
+    out: dict[str, str] = {}
+    nested = exc.messages.get("messages") if isinstance(exc, ValidationError) else None
+    if isinstance(nested, dict):
+        for lang, parts in nested.items():
+            parts = parts.get("value", parts) if isinstance(parts, dict) else {}  # marshmallow's Dict: per value
+            for part, problem in parts.items():
+                out[f"{lang}_{part}"] = gettext("Check this field: %(why)s", why="; ".join(map(str, problem)))
+    elif nested is not None:
+        out["en_subject"] = gettext("Write the notice in at least one language, with a subject and a text.")
+    for name, problem in errors.items():
+        if name == "per_minute":
+            out[name] = problem
+        elif name != "messages":
+            out["campaign"] = problem
+    return out
 
 
 @blp.get("/incidents/<incident_id>/report")

@@ -82,6 +82,12 @@ def get(session: Session, incident: Incident, campaign_id: str) -> Campaign:
     return campaign
 
 
+def of(session: Session, incident_id: str) -> list[Campaign]:
+    """The incident's campaigns, newest first."""
+    return list(session.scalars(select(Campaign).where(Campaign.incident_id == incident_id)
+                                .order_by(Campaign.created_at.desc(), Campaign.id)))
+
+
 def report(session: Session, campaign: Campaign) -> dict[str, Any]:
     """Progress and final counts: people reachable and not, notices queued, and the outbox's states (sent,
     failed with the server's reply kept in the outbox, unconfirmed after a crash mid-send)."""

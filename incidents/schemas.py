@@ -177,7 +177,8 @@ class IncidentCampaignIn(Schema):
     messages = fields.Dict(keys=Text(10, validate=validate.OneOf(("en", "zh"))),
                            values=fields.Nested(IncidentNoticeText), required=True,
                            validate=validate.Length(min=1),
-                           metadata={"description": "the notice per language (en, zh); en is sent when given",
+                           metadata={"description": "the notice per language (en, zh): each person gets the one "
+                                                    "they last gave consent in, else en when given",
                                      "minProperties": 1})  # Length(min=1), which apispec does not document
     dry_run = fields.Boolean(load_default=True, metadata={"description": "count only; a real campaign needs one"})
     run = Text(36, load_default=None, metadata={"description": "default: the latest succeeded assessment run"})

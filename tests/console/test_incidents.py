@@ -1,6 +1,7 @@
 """Incidents in the console: an admin opens one through the form (the API's checks, errors next to the field),
 sees each legal clock with its time left, moves it on with a reason (a stale page is refused, not overwritten),
-records a notification, assesses who was affected, closes it and downloads the report and the signed record;
+records a notification, assesses who was affected, previews and sends the notices to them, closes it and downloads
+the report and the signed record;
 viewers read only; an operator of another app gets 404."""
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from joserfc import jws
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
+from incidents import campaigns
 from incidents.models import Incident
 from service.db import utcnow
 from tests.console.conftest import post_form
+
+NOTICE = {"en_subject": "About your photos", "en_text": "Your uploads were readable by anyone for two days.",
+          "zh_subject": "关于您的照片", "zh_text": "您上传的文件曾有两天可被任何人读取。"}
 
 
 def _local(moment) -> str:
@@ -42,7 +47,7 @@ def test_an_admin_works_an_incident_from_open_to_its_signed_record(estate, make_
     assert wrong.status_code == 422 and 'id="occurred_until-error"' in wrong.text
     no_law = _open(admin, jurisdictions=[])  # at least one jurisdiction: the clocks come from them
     assert no_law.status_code == 422 and 'id="jurisdictions-error"' in no_law.text
-    opened = _open(admin)
+    opened = _open(admin, occurred_from=_local(utcnow() - timedelta(days=365)))  # the seeded people's activity
     assert opened.status_code == 303
     incident_id = _id(estate)
     page = admin.browser.get(f"/console/incidents/{incident_id}").text
@@ -79,6 +84,31 @@ def test_an_admin_works_an_incident_from_open_to_its_signed_record(estate, make_
     assert post_form(admin.browser, url, f"{url}/assess", {}).status_code == 303
     page = admin.browser.get(url).text
     assert "Latest assessment: succeeded" in page, page
+
+    # Notices to the people: a preview (counts) before sending the same text; the form's errors by field.
+    early = post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "action": "send"})
+    assert early.status_code == 422 and 'id="campaign-error"' in early.text  # no preview yet
+    empty = post_form(admin.browser, url, f"{url}/campaigns", {"action": "preview"})
+    assert empty.status_code == 422 and 'id="en_subject-error"' in empty.text
+    half = post_form(admin.browser, url, f"{url}/campaigns", {"zh_subject": "关于您的照片", "action": "preview"})
+    assert half.status_code == 422 and 'id="zh_text-error"' in half.text and 'id="en_subject-error"' not in half.text
+    slow = post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "per_minute": "0", "action": "preview"})
+    assert slow.status_code == 422 and 'id="per_minute-error"' in slow.text
+    assert post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "action": "preview"}).status_code == 303
+    page = admin.browser.get(url).text
+    assert "preview" in page and NOTICE["en_text"] in page  # the previewed text fills the form again
+    changed = post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "en_text": "other", "action": "send"})
+    assert changed.status_code == 422 and 'id="campaign-error"' in changed.text  # not what was previewed
+    assert post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "action": "send"}).status_code == 303
+    with estate.extensions["db"].sessions() as session:
+        real = [campaigns.report(session, c) for c in campaigns.of(session, incident_id) if not c.dry_run]
+    [counts] = [c["counts"] for c in real]
+    assert counts["reachable"] > 0 and counts["notices"] == counts["reachable"]
+    assert counts["mail"] == {"sent": counts["reachable"]}
+    page = admin.browser.get(url).text
+    assert f"<td>{counts['notices']}</td>" in page and f"sent {counts['reachable']}" in page
+    again = post_form(admin.browser, url, f"{url}/campaigns", {**NOTICE, "action": "send"})
+    assert again.status_code == 409 and 'id="campaign-error"' in again.text  # one real campaign per assessment
 
     for state, extra in (("contained", {}), ("closed", {"root_cause": "a public ACL", "measures": "ACL fixed"})):
         version = re.search(r'name="version" value="(\d+)"', admin.browser.get(url).text).group(1)

@@ -58,6 +58,7 @@ MATRIX = {
     "console.incident_advance": ("POST", "/console/incidents/{incident}/state", ADMINS),
     "console.incident_notify": ("POST", "/console/incidents/{incident}/notifications", ADMINS),
     "console.incident_assess": ("POST", "/console/incidents/{incident}/assess", ADMINS),
+    "console.incident_campaign": ("POST", "/console/incidents/{incident}/campaigns", ADMINS),
     "console.incident_report": ("GET", "/console/incidents/{incident}/report", EVERYONE),
     "console.incident_record": ("GET", "/console/incidents/{incident}/record", EVERYONE),
     "console.governance_page": ("GET", "/console/governance", EVERYONE),
