@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from incidents import config, leases
@@ -233,50 +233,99 @@ def _union(a: dict[str, list[str]], b: dict[str, list[str]]) -> dict[str, list[s
 
 def merge(session: Session, keys: Any, app_id: int, run_id: str, batch: Iterable[dict[str, str]]) -> None:
     """Add a batch of identities to the run's people: a new person, or merged into the person (or people, who
-    are then one) sharing any `type:value` with it. In the caller's transaction."""
-    identities = []
-    for raw in batch:
-        identity = {k: [_normal(k, str(v))] for k, v in raw.items() if v is not None and str(v).strip()}
-        if identity:
-            identities.append((identity, _keys(keys, app_id, identity)))
-    wanted = sorted(set().union(*(k for _, k in identities))) if identities else []
+    are then one) sharing any `type:value` with it. In the caller's transaction.
+
+    Identities of the batch that share a `type:value` are one person first; the people no earlier batch knew
+    (nearly all of them in the first store) are written in one multi-row insert and their keys in another, so a
+    batch costs a few statements rather than two per person."""
+    people = _people_of(keys, app_id, batch)
+    if not people:
+        return
+    wanted = sorted(set().union(*(mine for _, mine in people)))
     owner: dict[str, int] = {}
     for i in range(0, len(wanted), _CHUNK):
         owner.update((k, s) for k, s in session.execute(select(AffectedSubjectKey.key, AffectedSubjectKey.subject_id)
                                                         .where(AffectedSubjectKey.run_id == run_id,
                                                                AffectedSubjectKey.key.in_(wanted[i:i + _CHUNK]))))
-    for identity, mine in identities:
-        found = sorted({owner[k] for k in mine if k in owner})
-        if not found:
-            subject = AffectedSubject(run_id=run_id, identity=_seal(keys, run_id, identity),
-                                      has_contact=any(t in identity for t in CONTACT_TYPES))
-            session.add(subject)
-            session.flush()
-            survivor = subject.id
-        else:
-            survivor, others = found[0], found[1:]
-            subject = session.get(AffectedSubject, survivor)
-            assert subject is not None
-            merged = _union(identity_of(keys, subject), identity)
-            for other_id in others:  # one person seen apart until now: fold the others into the survivor
-                other = session.get(AffectedSubject, other_id)
-                assert other is not None
-                merged = _union(merged, identity_of(keys, other))
-                session.execute(update(AffectedSubjectKey).where(AffectedSubjectKey.subject_id == other_id)
-                                .values(subject_id=survivor), execution_options={"synchronize_session": False})
-                session.delete(other)
-                for k, v in list(owner.items()):
-                    if v == other_id:
-                        owner[k] = survivor
-            if merged != identity_of(keys, subject):
-                subject.identity = _seal(keys, run_id, merged)
-                subject.has_contact = any(t in merged for t in CONTACT_TYPES)
-        new = [k for k in mine if k not in owner]
-        if new:
-            session.execute(AffectedSubjectKey.__table__.insert(),
-                            [{"run_id": run_id, "key": k, "subject_id": survivor} for k in new])
+    known = [(identity, mine) for identity, mine in people if any(k in owner for k in mine)]
+    fresh = [(identity, mine) for identity, mine in people if not any(k in owner for k in mine)]
+    key_rows: list[dict[str, Any]] = []
+    if known:
+        ids = sorted(set(owner.values()))
+        for i in range(0, len(ids), _CHUNK):  # into the identity map: the folds below read them from there
+            list(session.scalars(select(AffectedSubject).where(AffectedSubject.id.in_(ids[i:i + _CHUNK]))))
+        for identity, mine in known:
+            survivor = _fold(session, keys, run_id, identity, sorted({owner[k] for k in mine if k in owner}), owner)
+            new = [k for k in mine if k not in owner]
+            key_rows += [{"run_id": run_id, "key": k, "subject_id": survivor} for k in new]
             owner.update(dict.fromkeys(new, survivor))
+    if fresh:
+        made = session.scalars(insert(AffectedSubject).returning(AffectedSubject.id, sort_by_parameter_order=True),
+                               [{"run_id": run_id, "identity": _seal(keys, run_id, identity),
+                                 "has_contact": any(t in identity for t in CONTACT_TYPES)}
+                                for identity, _ in fresh]).all()
+        key_rows += [{"run_id": run_id, "key": k, "subject_id": subject_id}
+                     for (_, mine), subject_id in zip(fresh, made, strict=True) for k in sorted(mine)]
+    if key_rows:  # RETURNING makes SQLAlchemy send multi-row VALUES, not one INSERT per row
+        session.execute(insert(AffectedSubjectKey).returning(AffectedSubjectKey.id), key_rows).all()
     session.flush()
+
+
+def _people_of(keys: Any, app_id: int, batch: Iterable[dict[str, str]]) -> list[tuple[dict[str, list[str]],
+                                                                                   set[str]]]:
+    """The batch's identities with their keys, those sharing a key joined into one (union-find)."""
+    items: list[tuple[dict[str, list[str]], set[str]]] = []
+    for raw in batch:
+        identity = {k: [_normal(k, str(v))] for k, v in raw.items() if v is not None and str(v).strip()}
+        if identity:
+            items.append((identity, _keys(keys, app_id, identity)))
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, (_, mine) in enumerate(items):
+        for k in mine:
+            j = first.setdefault(k, i)
+            if j != i:
+                parent[root(i)] = root(j)
+    groups: dict[int, tuple[dict[str, list[str]], set[str]]] = {}
+    for i, (identity, mine) in enumerate(items):
+        r = root(i)
+        if r in groups:
+            groups[r] = (_union(groups[r][0], identity), groups[r][1] | mine)
+        else:
+            groups[r] = (identity, set(mine))
+    return list(groups.values())
+
+
+def _fold(session: Session, keys: Any, run_id: str, identity: dict[str, list[str]], found: list[int],
+          owner: dict[str, int]) -> int:
+    """Merge `identity` into the earliest of the people `found` (their ids), folding the others into it (they were
+    one person seen apart until now); returns the survivor's id."""
+    survivor, others = found[0], found[1:]
+    subject = session.get(AffectedSubject, survivor)
+    assert subject is not None
+    before = identity_of(keys, subject)
+    merged = _union(before, identity)
+    for other_id in others:
+        other = session.get(AffectedSubject, other_id)
+        assert other is not None
+        merged = _union(merged, identity_of(keys, other))
+        session.execute(update(AffectedSubjectKey).where(AffectedSubjectKey.subject_id == other_id)
+                        .values(subject_id=survivor), execution_options={"synchronize_session": False})
+        session.delete(other)
+        for k, v in list(owner.items()):
+            if v == other_id:
+                owner[k] = survivor
+    if merged != before:
+        subject.identity = _seal(keys, run_id, merged)
+        subject.has_contact = any(t in merged for t in CONTACT_TYPES)
+    return survivor
 
 
 def destroy_subjects(session: Session, run_id: str) -> int:

@@ -148,7 +148,9 @@ class AffectedSubjectKey(Base):
     be the same person (the union happens here, in the database, not in a worker's memory)."""
 
     __tablename__ = "incident_subject_keys"
-    __table_args__ = (UniqueConstraint("run_id", "key"),)
+    # The key first: a batch looks up hundreds of keys of one run, each a probe of this index; led by the run, the
+    # planner scanned every key of the run for each batch (quadratic in the people affected).
+    __table_args__ = (UniqueConstraint("key", "run_id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("incident_assessments.id"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from incidents import assessment, jobs
 from incidents.models import AffectedSubject, AffectedSubjectKey, AssessmentRun, Incident
@@ -150,3 +150,37 @@ def test_subject_list_is_destroyed_with_the_incidents_retention(client, headers,
     assert report["distinct_subjects"] == 5 and report["subjects_destroyed_at"]
     actions = [e["action"] for e in client.get(f"/v1/incidents/{made['id']}/timeline", headers=headers).json]
     assert "incident.assessment_succeeded" in actions and actions[-1] == "incident.subjects_destroyed"
+
+
+def test_merge_joins_a_batch_and_later_batches_into_people(opened, inc_app):
+    """Within one batch, identities sharing a `type:value` are one person; a later batch that links two known
+    people folds them into one, and one that only repeats what is known changes nothing."""
+    made = opened()
+    db, keys = inc_app.extensions["db"], inc_app.extensions["keys"]
+    with db.session() as session:
+        app_id = session.scalar(select(Incident.app_id).where(Incident.id == made["id"]))
+        now = datetime.now(UTC)
+        session.add(AssessmentRun(id="r" * 36, incident_id=made["id"], since=now, until=now, requested_by="t"))
+
+    def people():
+        with db.sessions() as session:
+            rows = session.scalars(select(AffectedSubject).where(AffectedSubject.run_id == "r" * 36)
+                                   .order_by(AffectedSubject.id)).all()
+            found = sorted(((assessment.identity_of(keys, r), r.has_contact) for r in rows), key=repr)
+            return found, session.scalar(
+                select(func.count()).where(AffectedSubjectKey.run_id == "r" * 36))
+
+    with db.session() as session:
+        assessment.merge(session, keys, app_id, "r" * 36, [
+            {"user_id": "a", "email": "X@example.com"}, {"email": "x@example.com"}, {"user_id": "a", "phone": "1"},
+            {"user_id": "b"}, {"user_id": " "}])
+    assert people() == ([({"email": ["x@example.com"], "phone": ["1"], "user_id": ["a"]}, True),
+                         ({"user_id": ["b"]}, False)], 4)
+    with db.session() as session:  # b's email, then a link between a and b: one person
+        assessment.merge(session, keys, app_id, "r" * 36, [{"user_id": "b", "email": "b@example.com"}])
+        assessment.merge(session, keys, app_id, "r" * 36, [{"phone": "1", "email": "b@example.com"}, {"user_id": "c"}])
+    assert people() == ([({"email": ["b@example.com", "x@example.com"], "phone": ["1"], "user_id": ["a", "b"]},
+                          True), ({"user_id": ["c"]}, False)], 6)
+    with db.session() as session:  # nothing new
+        assessment.merge(session, keys, app_id, "r" * 36, [{"user_id": "a"}, {"email": "b@example.com"}])
+    assert people()[1] == 6 and len(people()[0]) == 2
