@@ -87,6 +87,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/stores.py
 	$(BIN)/python bench/store_subjects.py
+	$(BIN)/python bench/incidents.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/dsar.py
 	$(BIN)/python bench/console.py --repeat 3
