@@ -38,6 +38,10 @@ graceful_timeout = 30
 # gunicorn's access lines carry the raw path and query (subject ids): the app writes its own (service/logs.py).
 accesslog = None
 control_socket = str(RUN_DIR / "gunicorn.ctl")  # not the per-user default, which two web processes would share
+if PROXIED:
+    # nginx refuses a request line longer than its 8 KB buffer with the API's JSON 414 (deploy/nginx.conf); a
+    # shorter one must not meet gunicorn's own limit (4,094 by default, answered with an HTML 400).
+    limit_request_line = 8190  # gunicorn's largest
 
 
 def on_starting(server: Any) -> None:

@@ -297,11 +297,11 @@ def view(session: Session, stores: Any, assessment: Assessment, with_prefill: bo
         "risks": [_score(r) for r in assessment.risks], "mitigations": assessment.mitigations,
         "drift": assessment.drift or [], "reviewer_comment": assessment.reviewer_comment,
         "approved_by": assessment.approved_by, "approved_at": assessment.approved_at,
-        "review_due": assessment.review_due, "facts_digest": assessment.facts_digest, "token": assessment.token,
+        "review_due": assessment.review_due, "facts_digest": assessment.facts_digest, "jws": assessment.token,
         "created_at": assessment.created_at, "updated_at": assessment.updated_at,
     }
 
 
 def with_approvals(session: Session, stores: Any) -> list[dict[str, Any]]:
-    """Every assessment with its approval (approver, date, review date, signed token) and drift, for the pack."""
+    """Every assessment with its approval (approver, date, review date, signed JWS) and drift, for the pack."""
     return [view(session, stores, a, with_prefill=False) for a in list_assessments(session)]

@@ -44,7 +44,7 @@ def write(session: Session, ctx: Context, pack: PackWriter) -> dict[str, Any]:
         view = ropa.snapshot_view(ctx.rt, snap)
         pack.document("governance/ropa_snapshot.json", scrub(ctx, {
             "id": view["id"], "createdAt": view["created_at"], "createdBy": view["created_by"],
-            "activities": view["activities"], "sha256": view["sha256"], "tokenSha256": _sha(view["token"]),
+            "activities": view["activities"], "sha256": view["sha256"], "tokenSha256": _sha(view["jws"]),
             "ropa": view["ropa"]}))
     register = [{k: v for k, v in p.items() if k not in ("contact",)} for p in processors.register_view(session,
                                                                                                        end_day)]
@@ -52,7 +52,7 @@ def write(session: Session, ctx: Context, pack: PackWriter) -> dict[str, Any]:
         p["erasure"] = {"webhook": bool(p["erasure"]["webhook"]), "email": bool(p["erasure"]["email"])}
         p["reviews"] = [{k: v for k, v in r.items() if k != "notes"} for r in p["reviews"]]
     n_processors = pack.lines("governance/processors.jsonl", scrub(ctx, register))
-    approvals = [{**{k: v for k, v in a.items() if k != "token"}, "tokenSha256": _sha(a["token"])}
+    approvals = [{**{k: v for k, v in a.items() if k != "jws"}, "tokenSha256": _sha(a["jws"])}
                  for a in assessments.with_approvals(session, ctx.stores)]
     n_assessments = pack.lines("governance/assessments.jsonl", scrub(ctx, approvals))
     open_now = findings.open_findings(session, ctx.stores, end_day, ack_days=fanout.ack_days(ctx.rt.settings.env))

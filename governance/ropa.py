@@ -198,6 +198,6 @@ def snapshot_view(rt: Any, snapshot: RopaSnapshot, with_record: bool = True) -> 
     out = {"id": snapshot.id, "created_at": snapshot.created_at, "created_by": snapshot.created_by,
            "activities": snapshot.activities, "sha256": snapshot.sha256}
     if with_record:
-        out["token"] = snapshot.token
+        out["jws"] = snapshot.token
         out["ropa"] = rt.keys.signer.verify(snapshot.token)["ropa"]
     return out

@@ -261,7 +261,9 @@ def request_changes(data: dict[str, Any], assessment_id: str) -> Any:
 
 # --- erasure fan-out ------------------------------------------------------------------------------------------
 
-@acks_blp.post("/<token>")
+# The link's token is 43 characters (secrets.token_urlsafe(32)); a longer one names nothing (404 from routing), and
+# the document says so (maxLength), so no client or fuzzer fills it with some other, far longer, value.
+@acks_blp.post("/<string(maxlength=64):token>")
 @acks_blp.response(200, schemas.AckOut)
 def acknowledge_erasure(token: str) -> Any:
     """A processor acknowledges an erasure notice sent by email: the link in the email, opened with POST. No API

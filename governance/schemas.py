@@ -105,7 +105,7 @@ class SnapshotOut(Schema):
     created_by = fields.String()
     activities = fields.Integer()
     sha256 = fields.String()
-    token = fields.String(metadata={"description": "the signed snapshot: a compact JWS (verify with the JWKS)"})
+    jws = fields.String(metadata={"description": "the signed snapshot: a compact JWS (verify with the JWKS)"})
     ropa = fields.Dict()
 
 
@@ -212,6 +212,7 @@ class AssessmentOut(Schema):
     approved_at = fields.DateTime(allow_none=True)
     review_due = fields.Date(allow_none=True)
     facts_digest = fields.String(allow_none=True)
-    token = fields.String(allow_none=True)
+    jws = fields.String(allow_none=True, metadata={
+        "description": "the latest approval, signed: a compact JWS (verify with the JWKS); null until approved once"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

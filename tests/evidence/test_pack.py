@@ -3,6 +3,7 @@ any file or in the manifest makes `flask evidence verify` fail naming it; no see
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from flask import Flask
 
 from tests.governance.conftest import demo  # noqa: F401 (fixture)
+from tests.governance.test_assessments import ANSWERS, BASE
 
 EMAILS = ["ada.lovelace@example.org", "grace.hopper@example.net"]
 SUBJECTS = ["subject-7f3a91", "subject-c0ffee42"]
@@ -126,3 +128,21 @@ def test_no_seeded_identity_appears_anywhere_in_the_pack(pack: Path) -> None:
             text = zf.read(name).decode("utf-8").lower()
             for needle in [*EMAILS, *SUBJECTS, *NAMES]:
                 assert needle.lower() not in text, (name, needle)
+
+
+def test_signed_governance_records_are_in_the_pack_as_the_sha256_of_their_jws(
+        app: Flask, demo: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+    """The pack holds a snapshot's and an approval's SHA-256, to match against the `jws` the API shows."""
+    client = app.test_client()
+    snap = client.post("/v1/governance/ropa/snapshots", headers=demo).json
+    made = client.post(BASE, json={"app": "demo", "title": "Photos"}, headers=demo).json
+    assert client.patch(f"{BASE}/{made['id']}", json={"answers": ANSWERS}, headers=demo).status_code == 200
+    assert client.post(f"{BASE}/{made['id']}/submit", headers=demo).status_code == 200
+    done = client.post(f"{BASE}/{made['id']}/approve", json={"approver": "C. Officer"}, headers=demo).json
+    out = tmp_path / "pack.zip"
+    _export(app, out)
+    with zipfile.ZipFile(out) as z:
+        in_pack = json.loads(z.read("governance/ropa_snapshot.json"))
+        [approval] = [json.loads(line) for line in z.read("governance/assessments.jsonl").splitlines()]
+    assert in_pack["tokenSha256"] == hashlib.sha256(snap["jws"].encode()).hexdigest()
+    assert approval["tokenSha256"] == hashlib.sha256(done["jws"].encode()).hexdigest() and "jws" not in approval

@@ -88,7 +88,7 @@ def test_the_workflow_and_the_signed_approval(app, api: Api, demo):
     done = api.post(f"{url}/approve", {"approver": "C. Officer"}, status=200)
     assert done["state"] == "approved" and done["approved_by"] == "C. Officer"
     assert done["review_due"] == (date.today() + timedelta(days=365)).isoformat()
-    claims = app.extensions["runtime"].keys.signer.verify(done["token"])
+    claims = app.extensions["runtime"].keys.signer.verify(done["jws"])
     assert claims["type"] == assessments.ASSESSMENT_TYPE and claims["assessment"]["approvedBy"] == "C. Officer"
     assert claims["assessment"]["answers"] == ANSWERS and claims["assessment"]["factsDigest"] == done["facts_digest"]
     assert claims["assessment"]["facts"]["retention"]["cloud-photos/contact"]["retain_for"] == "P3Y"

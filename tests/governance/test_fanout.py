@@ -195,10 +195,21 @@ def test_email_processor_gets_the_message_and_acknowledges_by_its_link(fan_app, 
     assert client.post(path).json["acknowledged_at"] == r.json["acknowledged_at"]  # idempotent
     assert states(client, headers, req["id"])["mailer"]["state"] == "acknowledged"
     assert client.post("/governance/erasure-acks/not-a-token").status_code == 404
+    [token] = [p for p in client.get("/openapi.json").json["paths"]["/governance/erasure-acks/{token}"]["parameters"]
+               if p["name"] == "token"]
+    assert len(path.rsplit("/", 1)[1]) <= token["schema"]["maxLength"] == 64
     with fan_app.extensions["db"].session() as session:
         trail = json.dumps([e.details for e in session.scalars(select(AuditEvent).where(
             AuditEvent.action.like("governance.erasure_notice%")))])
     assert "mailer.example" not in trail and "user_id" not in trail and path.rsplit("/", 1)[1] not in trail
+
+
+def test_a_link_token_longer_than_its_maxlength_is_a_json_404(client):
+    """The document bounds the link's token (maxLength): a longer one, as long as a signed ROPA snapshot even,
+    names nothing and gets the API's JSON error, not a server's HTML page."""
+    for n in (65, 70_000):
+        r = client.post("/governance/erasure-acks/" + "a" * n)
+        assert r.status_code == 404 and r.json["code"] == 404
 
 
 def test_unacknowledged_after_n_days_is_a_finding_until_acknowledged(fan_app, headers, smtp, receivers):

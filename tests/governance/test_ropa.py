@@ -126,7 +126,7 @@ def test_csv_and_html(api: Api, demo):
 def test_snapshots_are_signed_dated_and_listed(app, api: Api, demo, client):
     configure(api, demo)
     first = api.post("/v1/governance/ropa/snapshots")
-    claims = app.extensions["runtime"].keys.signer.verify(first["token"])
+    claims = app.extensions["runtime"].keys.signer.verify(first["jws"])
     assert claims["type"] == ropa.SNAPSHOT_TYPE and claims["jti"] == first["id"]
     assert claims["ropa"] == {"controller": CONTROLLER, "activities": EXPECTED_ACTIVITIES,
                               "processors": EXPECTED_PROCESSORS}
@@ -134,7 +134,7 @@ def test_snapshots_are_signed_dated_and_listed(app, api: Api, demo, client):
     api.patch("/v1/governance/ropa/activities/demo/privacy/photos", {"description": "Albums"})
     second = api.post("/v1/governance/ropa/snapshots")
     listed = api.get("/v1/governance/ropa/snapshots")
-    assert [s["id"] for s in listed] == [second["id"], first["id"]] and "token" not in listed[0]
+    assert [s["id"] for s in listed] == [second["id"], first["id"]] and "jws" not in listed[0]
     assert api.get(f"/v1/governance/ropa/snapshots/{first['id']}")["ropa"] == claims["ropa"]  # frozen
     assert api.get(f"/v1/governance/ropa/snapshots/{second['id']}")["ropa"]["activities"][1]["description"] \
         == "Albums"

@@ -68,6 +68,19 @@ def test_requests_still_reach_the_app_with_their_bodies(web_process, make_key):
     assert json.load(err.value)["code"] == 413
 
 
+def test_a_long_url_reaches_the_app_and_a_too_long_one_is_a_json_414(web_process):
+    """Up to nginx's 8 KB request line the app answers (here its JSON 404), not gunicorn's HTML 400 at 4 KB;
+    beyond, nginx answers 414 in the API's error format, not its HTML page."""
+    web = web_process(WEB_CONCURRENCY="1")
+    for length, status in ((6_000, 404), (70_000, 414)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{web.base}/governance/erasure-acks/{'a' * 64}/{'b' * length}", method="POST"), timeout=10)
+        assert err.value.code == status
+        assert err.value.headers["Content-Type"].startswith("application/json")
+        assert json.load(err.value)["code"] == status
+
+
 def _answer(conn: socket.socket) -> bytes:
     data = b""
     while chunk := conn.recv(4096):
