@@ -26,16 +26,57 @@ from service.wiring import ErasureCompleted, installed
 log = logging.getLogger(__name__)
 
 
-def close_request(rt: Runtime, request_id: str) -> None:
+def close_job_id(request_id: str) -> str:
+    return f"dsar-close-{request_id}"
+
+
+def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip_locked: bool = False) -> None:
     """Close the request if every task is final (export or certificate, state, notice), in a transaction of its
-    own: commits. Idempotent; called by a task's job once it ends, and by the reconciler."""
+    own: commits. Idempotent; called by a task's job once it ends, by the reconciler, and by the close job.
+
+    Outside the bulk lane (`bulk_lane`), an export of more than `[dsar] bulk_export_records` records is not
+    assembled here: a `dsar_bulk` job (dsar.jobs.close_job) does it, so store tasks waiting on `dsar` go first.
+    `skip_locked`: leave a request whose row another transaction holds (PostgreSQL; SQLite has no row locks).
+    """
+    hand_over = False
     with rt.db.session() as session:
-        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id).with_for_update())
+        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id)
+                             .with_for_update(skip_locked=skip_locked))
         if req is not None and req.status == "in_progress":
-            close_if_done(rt, session, req)
+            if not bulk_lane and _large_export(rt, session, req):
+                hand_over = True
+            else:
+                close_if_done(rt, session, req)
+    if hand_over:
+        _hand_to_bulk_lane(rt, request_id)
     from dsar.agents.status import sync_dirty
 
     sync_dirty(rt)  # an agent's request that closed is called back now, not at the next sweep
+
+
+def _large_export(rt: Runtime, session: Session, req: DsarRequest) -> bool:
+    """Whether the request's export is ready to assemble and too large for the `dsar` queue. Never in-process:
+    there the closing is the caller's own work, with no queue to be held back."""
+    if rt.queue.redis is None or req.type not in ("access", "portability"):
+        return False
+    tasks = tasks_of(session, req.id)
+    if not tasks or any(t.state not in TASK_FINAL for t in tasks):
+        return False
+    records = sum(n for t in tasks if t.state == "done" for n in t.counts.values())
+    return records > options(rt.settings).bulk_export_records
+
+
+def _hand_to_bulk_lane(rt: Runtime, request_id: str) -> None:
+    """Enqueue the close job; never raises (Redis refusing it leaves the request to the reconciler)."""
+    from dsar.config import BULK_QUEUE
+    from dsar.jobs import close_job
+
+    try:
+        rt.queue.enqueue(close_job, request_id, queue=BULK_QUEUE, job_id=close_job_id(request_id),
+                         timeout=6 * 3600)
+    except Exception as exc:  # noqa: BLE001 - the reconciler hands it over again
+        log.warning("dsar request %s: the close job was not enqueued (%s); the maintenance pass tries again",
+                    request_id, type(exc).__name__)
 
 
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
