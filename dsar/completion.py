@@ -43,10 +43,11 @@ def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip
         req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id)
                              .with_for_update(skip_locked=skip_locked))
         if req is not None and req.status == "in_progress":
-            if not bulk_lane and _large_export(rt, session, req):
-                hand_over = True
+            tasks = tasks_of(session, req.id)
+            if not bulk_lane and _large_export(rt, req, tasks):
+                hand_over = True  # enqueued once this transaction has let the row go, for the job to lock it
             else:
-                close_if_done(rt, session, req)
+                close_if_done(rt, session, req, tasks=tasks)
     if hand_over:
         _hand_to_bulk_lane(rt, request_id)
     from dsar.agents.status import sync_dirty
@@ -54,12 +55,11 @@ def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip
     sync_dirty(rt)  # an agent's request that closed is called back now, not at the next sweep
 
 
-def _large_export(rt: Runtime, session: Session, req: DsarRequest) -> bool:
+def _large_export(rt: Runtime, req: DsarRequest, tasks: list[DsarTask]) -> bool:
     """Whether the request's export is ready to assemble and too large for the `dsar` queue. Never in-process:
     there the closing is the caller's own work, with no queue to be held back."""
     if rt.queue.redis is None or req.type not in ("access", "portability"):
         return False
-    tasks = tasks_of(session, req.id)
     if not tasks or any(t.state not in TASK_FINAL for t in tasks):
         return False
     records = sum(n for t in tasks if t.state == "done" for n in t.counts.values())
@@ -80,7 +80,7 @@ def _hand_to_bulk_lane(rt: Runtime, request_id: str) -> None:
 
 
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
-                  reason: str | None = None) -> bool:
+                  reason: str | None = None, tasks: list[DsarTask] | None = None) -> bool:
     """If every task is final, close the request: `completed`, `partially_completed` naming the failed stores, or
     `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed.
 
@@ -88,7 +88,7 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
     once per reason as `dsar.export_failed`) and the previous archive, if any, as it was; the reconciler, which
     closes every open request whose tasks are final, builds it again at each maintenance pass until it fits.
     """
-    tasks = tasks_of(session, req.id)
+    tasks = tasks_of(session, req.id) if tasks is None else tasks
     if not tasks or any(t.state not in TASK_FINAL for t in tasks):
         return False
     failed = [t.store for t in tasks if t.state == "failed"]
