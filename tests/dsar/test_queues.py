@@ -182,3 +182,40 @@ def test_in_process_a_large_export_closes_at_once(inline_app_with, key_for):
     done = submit(client, headers, "access", 3)
     assert done["status"] == "completed", done
     assert sum(n for t in done["tasks"] for n in t["counts"].values()) > 10
+
+
+def test_a_worker_killed_while_it_assembles_an_export_then_the_reconciler_completes(estate, key_for, start_worker):
+    """The worker running a close job is SIGKILLed mid-assembly: nothing of it is committed; the maintenance pass
+    hands the closing to the bulk queue again and a new worker completes the request, with one export."""
+    from dsar import outbox
+    from tests.dsar.conftest import kill_with_horse
+
+    config = estate("bulk_export_records = 1000\n")
+    for app in _app(config):
+        _weigh(app, "photo-archive", 1, rows=2 * HEAVY)
+        client, headers = app.test_client(), key_for(app)
+        redis = Redis.from_url(config["REDIS_URL"])
+        worker = start_worker(*procfile_queues(), config=config)
+        req = submit(client, headers, "access", 1)
+
+        def assembling():
+            job = Job.fetch(close_job_id(req["id"]), connection=redis) \
+                if Job.exists(close_job_id(req["id"]), connection=redis) else None
+            return job is not None and job.get_status() == "started"
+
+        wait_for(assembling, timeout=120, interval=0.02)
+        kill_with_horse(worker)
+        assert client.get(f"/v1/requests/{req['id']}", headers=headers).json["status"] == "in_progress"
+        start_worker(*procfile_queues(), config=config)
+        rt = app.extensions["runtime"]
+
+        def reconcile_then_check():
+            outbox.reconcile(rt)  # what the scheduler's maintenance pass does every minute
+            return finished(client, headers, req["id"])()
+
+        done = wait_for(reconcile_then_check, timeout=120, interval=0.5)
+        assert done["status"] == "completed", done
+        with app.extensions["db"].sessions() as session:
+            assert session.scalar(select(func.count()).select_from(AuditEvent)
+                                  .where(AuditEvent.action == "dsar.export_ready")) == 1
+        assert done["export_ready"]
