@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsar import exports, notify
-from dsar.config import export_dir, options
+from dsar.config import BULK_QUEUE, export_dir, options
 from dsar.fields import subject_of
 from dsar.models import TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
-from service.runtime import Runtime
+from service.runtime import Runtime, runtime
 from service.stores.registry import registry_for
 from service.wiring import ErasureCompleted, installed
 
@@ -35,7 +35,7 @@ def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip
     own: commits. Idempotent; called by a task's job once it ends, by the reconciler, and by the close job.
 
     Outside the bulk lane (`bulk_lane`), an export of more than `[dsar] bulk_export_records` records is not
-    assembled here: a `dsar_bulk` job (dsar.jobs.close_job) does it, so store tasks waiting on `dsar` go first.
+    assembled here: a `dsar_bulk` job (close_job) does it, so store tasks waiting on `dsar` go first.
     `skip_locked`: leave a request whose row another transaction holds (PostgreSQL; SQLite has no row locks).
     """
     hand_over = False
@@ -55,6 +55,12 @@ def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip
     sync_dirty(rt)  # an agent's request that closed is called back now, not at the next sweep
 
 
+def close_job(request_id: str) -> None:
+    """The job (queue `dsar_bulk`) that closes a request whose export is too large to assemble on `dsar`. A run
+    that finds the request locked leaves it: another run is closing it, or the reconciler comes back."""
+    close_request(runtime(), request_id, bulk_lane=True, skip_locked=True)
+
+
 def _large_export(rt: Runtime, req: DsarRequest, tasks: list[DsarTask]) -> bool:
     """Whether the request's export is ready to assemble and too large for the `dsar` queue. Never in-process:
     there the closing is the caller's own work, with no queue to be held back."""
@@ -68,9 +74,6 @@ def _large_export(rt: Runtime, req: DsarRequest, tasks: list[DsarTask]) -> bool:
 
 def _hand_to_bulk_lane(rt: Runtime, request_id: str) -> None:
     """Enqueue the close job; never raises (Redis refusing it leaves the request to the reconciler)."""
-    from dsar.config import BULK_QUEUE
-    from dsar.jobs import close_job
-
     try:
         rt.queue.enqueue(close_job, request_id, queue=BULK_QUEUE, job_id=close_job_id(request_id),
                          timeout=6 * 3600)

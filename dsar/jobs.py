@@ -116,12 +116,6 @@ def run_task(task_id: str) -> None:
     completion.close_request(rt, request_id, bulk_lane=store_name in opts.bulk_stores)
 
 
-def close_job(request_id: str) -> None:
-    """The job (queue `dsar_bulk`) that closes a request whose export is too large to assemble on `dsar`. A run
-    that finds the request locked leaves it: another run is closing it, or the reconciler comes back."""
-    completion.close_request(runtime(), request_id, bulk_lane=True, skip_locked=True)
-
-
 @dataclass(frozen=True)
 class _Claim:
     """A task this run took: its run number, its store, and the request's id and app."""
