@@ -144,26 +144,27 @@ def raw_erasure(url: str, uploads: Path, redis: Redis, uid: int) -> float:
 RATIO_TARGET = 5.0  # issue 18: submission to completed against the stores' raw queries
 
 
-def procfile_worker_class() -> str:
-    """The worker class the Procfile's `worker:` line runs (`-w` or `--worker-class`)."""
+def procfile_worker() -> tuple[str, list[str]]:
+    """The worker class and the queues (in their order) of the Procfile's `worker:` line, as `rq worker` reads
+    them."""
+    from rq.cli.workers import worker
+
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith("worker:"):
             words = shlex.split(line.partition(":")[2])
-            for flag in ("-w", "--worker-class"):
-                if flag in words:
-                    return words[words.index(flag) + 1]
-            return "rq.worker.Worker"
+            params = worker.make_context("worker", words[2:]).params
+            return params["worker_class"] or "rq.worker.Worker", list(params["queues"])
     raise SystemExit("no worker: line in the Procfile")
 
 
-PROCFILE_CLASS = procfile_worker_class()
+PROCFILE_CLASS, PROCFILE_QUEUES = procfile_worker()
 WORKERS = {f"Procfile: rq worker -w {PROCFILE_CLASS}": ["--worker-class", PROCFILE_CLASS],
            "rq worker (a fork per job)": [],
            "rq worker -w SimpleWorker (no fork)": ["--worker-class", "rq.worker.SimpleWorker"]}
 
 
 def start_worker(env: dict[str, str], options: list[str]) -> subprocess.Popen[bytes]:
-    args = ["worker", "--url", REDIS_URL, *options, "dsar"]
+    args = ["worker", "--url", REDIS_URL, *options, *PROCFILE_QUEUES]  # every worker on the Procfile's queues
     proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis = Redis.from_url(REDIS_URL)

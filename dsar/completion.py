@@ -13,33 +13,77 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsar import exports, notify
-from dsar.config import export_dir, options
+from dsar.config import BULK_QUEUE, export_dir, options
 from dsar.fields import subject_of
 from dsar.models import TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import tasks_of, transition
 from service import audit
 from service.db import utcnow
-from service.runtime import Runtime
+from service.runtime import Runtime, runtime
 from service.stores.registry import registry_for
 from service.wiring import ErasureCompleted, installed
 
 log = logging.getLogger(__name__)
 
 
-def close_request(rt: Runtime, request_id: str) -> None:
+def close_job_id(request_id: str) -> str:
+    return f"dsar-close-{request_id}"
+
+
+def close_request(rt: Runtime, request_id: str, *, bulk_lane: bool = False, skip_locked: bool = False) -> None:
     """Close the request if every task is final (export or certificate, state, notice), in a transaction of its
-    own: commits. Idempotent; called by a task's job once it ends, and by the reconciler."""
+    own: commits. Idempotent; called by a task's job once it ends, by the reconciler, and by the close job.
+
+    Outside the bulk lane (`bulk_lane`), an export of more than `[dsar] bulk_export_records` records is not
+    assembled here: a `dsar_bulk` job (close_job) does it, so store tasks waiting on `dsar` go first.
+    `skip_locked`: leave a request whose row another transaction holds (PostgreSQL; SQLite has no row locks).
+    """
+    hand_over = False
     with rt.db.session() as session:
-        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id).with_for_update())
+        req = session.scalar(select(DsarRequest).where(DsarRequest.id == request_id)
+                             .with_for_update(skip_locked=skip_locked))
         if req is not None and req.status == "in_progress":
-            close_if_done(rt, session, req)
+            tasks = tasks_of(session, req.id)
+            if not bulk_lane and _large_export(rt, req, tasks):
+                hand_over = True  # enqueued once this transaction has let the row go, for the job to lock it
+            else:
+                close_if_done(rt, session, req, tasks=tasks)
+    if hand_over:
+        _hand_to_bulk_lane(rt, request_id)
     from dsar.agents.status import sync_dirty
 
     sync_dirty(rt)  # an agent's request that closed is called back now, not at the next sweep
 
 
+def close_job(request_id: str) -> None:
+    """The job (queue `dsar_bulk`) that closes a request whose export is too large to assemble on `dsar`. A run
+    that finds the request locked leaves it: another run is closing it, or the reconciler comes back."""
+    close_request(runtime(), request_id, bulk_lane=True, skip_locked=True)
+
+
+def _large_export(rt: Runtime, req: DsarRequest, tasks: list[DsarTask]) -> bool:
+    """Whether the request's export is ready to assemble and too large for the `dsar` queue. Never in-process:
+    there the closing is the caller's own work, with no queue to be held back."""
+    if rt.queue.redis is None or req.type not in ("access", "portability"):
+        return False
+    if not tasks or any(t.state not in TASK_FINAL for t in tasks):
+        return False
+    records = sum(n for t in tasks if t.state == "done" for n in t.counts.values())
+    return records > options(rt.settings).bulk_export_records
+
+
+def _hand_to_bulk_lane(rt: Runtime, request_id: str) -> None:
+    """Enqueue the close job; never raises (Redis refusing it leaves the request to the reconciler)."""
+    try:
+        rt.queue.enqueue(close_job, request_id, queue=BULK_QUEUE, job_id=close_job_id(request_id),
+                         timeout=6 * 3600)
+    except Exception as exc:  # noqa: BLE001 - the reconciler hands it over again
+        log.warning("dsar request %s: the close job was not enqueued (%s); the maintenance pass tries again",
+                    request_id, type(exc).__name__)
+
+
 def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str = "system",
-                  reason: str | None = None) -> bool:
+                  reason: str | None = None, tasks: list[DsarTask] | None = None) -> bool:
     """If every task is final, close the request: `completed`, `partially_completed` naming the failed stores, or
     `failed` when nothing succeeded. Call with the request row locked. Returns whether it closed.
 
@@ -47,7 +91,7 @@ def close_if_done(rt: Runtime, session: Session, req: DsarRequest, *, actor: str
     once per reason as `dsar.export_failed`) and the previous archive, if any, as it was; the reconciler, which
     closes every open request whose tasks are final, builds it again at each maintenance pass until it fits.
     """
-    tasks = tasks_of(session, req.id)
+    tasks = tasks_of(session, req.id) if tasks is None else tasks
     if not tasks or any(t.state not in TASK_FINAL for t in tasks):
         return False
     failed = [t.store for t in tasks if t.state == "failed"]

@@ -11,6 +11,11 @@ from typing import Any
 
 from service.config import ConfigError, Settings
 
+# The queues of rights-request jobs, in the order the Procfile's worker takes them: a worker takes a waiting `dsar`
+# job (store tasks, maintenance) before any `dsar_bulk` job (tasks of bulk stores, assembly of large exports), so
+# one request's heavy work does not hold another's small store tasks back (docs/architecture.md, Queues).
+QUEUE, BULK_QUEUE = "dsar", "dsar_bulk"
+
 
 @dataclass(frozen=True)
 class Options:
@@ -25,6 +30,8 @@ class Options:
     keep_consent_proof: bool | tuple[str, ...] = False
     export_dir: Path | None = None    # default: <instance>/exports
     notifier: str = "dsar.notify:to_outbox"  # module:function sending verification codes and notices
+    bulk_stores: tuple[str, ...] = ()  # stores whose tasks run on the `dsar_bulk` queue (large or slow ones)
+    bulk_export_records: int = 10_000  # an export of more records is assembled by a `dsar_bulk` job
 
     @property
     def code_ttl(self) -> timedelta:
@@ -89,6 +96,9 @@ def options(settings: Settings) -> Options:
         resolve(notifier)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"PRIVACY_CONFIG [dsar].notifier: cannot load {notifier!r}: {exc}") from None
+    bulk = section.get("bulk_stores", [])
+    if not isinstance(bulk, list) or not all(isinstance(b, str) and b for b in bulk):
+        raise ConfigError(f"PRIVACY_CONFIG [dsar].bulk_stores: expected a list of store names, got {bulk!r}")
     return Options(
         task_attempts=_number(section, "task_attempts", d.task_attempts, 1, True),
         retry_intervals=tuple(intervals),
@@ -100,5 +110,7 @@ def options(settings: Settings) -> Options:
         keep_consent_proof=keep,
         export_dir=Path(export_dir) if export_dir else settings.instance_path / "exports",
         notifier=notifier,
+        bulk_stores=tuple(bulk),
+        bulk_export_records=_number(section, "bulk_export_records", d.bulk_export_records, 0, True),
     )
 

@@ -1,4 +1,5 @@
-"""Rights-request jobs (RQ queue `dsar`, or in-process): one per store task, then the request's closing.
+"""Rights-request jobs (RQ queues `dsar` and `dsar_bulk`, or in-process): one per store task, then the request's
+closing.
 
 Every job is idempotent: it re-reads its task from the database, skips finished work, and a store's erase or an
 export part can be done again without harm. While a job runs it renews a lease on its task row; when a worker
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from dsar import completion, exports, fields
-from dsar.config import Options, export_dir, options
+from dsar.config import BULK_QUEUE, QUEUE, Options, export_dir, options
 from dsar.models import CONSENT_TASK, TASK_FINAL, DsarRequest, DsarTask
 from dsar.states import give_up
 from holds.service import holds_for_subject
@@ -30,10 +32,15 @@ from service.stores.registry import registry_for
 log = logging.getLogger(__name__)
 
 
-def enqueue_task(rt: Runtime, task_id: str, job_id: str) -> None:
+def queue_of(opts: Options, store: str) -> str:
+    """The queue of a store's tasks: `dsar_bulk` for the stores `[dsar] bulk_stores` names, else `dsar`."""
+    return BULK_QUEUE if store in opts.bulk_stores else QUEUE
+
+
+def enqueue_task(rt: Runtime, task_id: str, store: str, job_id: str) -> None:
     opts = options(rt.settings)
-    rt.queue.enqueue(run_task, task_id, queue="dsar", job_id=job_id, retries=opts.task_attempts - 1,
-                     retry_intervals=opts.retry_intervals, timeout=6 * 3600)
+    rt.queue.enqueue(run_task, task_id, queue=queue_of(opts, store), job_id=job_id,
+                     retries=opts.task_attempts - 1, retry_intervals=opts.retry_intervals, timeout=6 * 3600)
 
 
 class Lease:
@@ -86,15 +93,17 @@ def run_task(task_id: str) -> None:
         completion.close_request(rt, claimed)
         return
     attempt, store_name, request_id = claimed.attempt, claimed.store, claimed.request_id
+    started = time.monotonic()
     with Lease(rt, task_id, attempt, opts.lease_seconds):
         outcome = _run(rt, claimed, opts)
+    outcome = replace(outcome, seconds=round(time.monotonic() - started, 3))
     try:
         mine = _record(rt, claimed, outcome)
     except Exception as exc:  # noqa: BLE001 - e.g. a result the database refuses: the attempt failed
         log.warning("dsar task %s on store %s: could not record the result of attempt %d: %s", task_id,
                     store_name, attempt, type(exc).__name__)
         outcome = _Outcome(_failed_or_retried(attempt, opts),
-                           error=f"could not record the result: {type(exc).__name__}")
+                           error=f"could not record the result: {type(exc).__name__}", seconds=outcome.seconds)
         # If even this fails (the database is gone), the lease lapses and the reconciler decides, with this
         # attempt counted.
         mine = _record(rt, claimed, outcome)
@@ -103,7 +112,8 @@ def run_task(task_id: str) -> None:
         return
     if outcome.state == "pending":
         raise RuntimeError(f"task {task_id} on {store_name} failed; retrying")  # RQ retries with backoff
-    completion.close_request(rt, request_id)
+    # A job already on the bulk queue assembles a large export itself; any other hands it to that queue.
+    completion.close_request(rt, request_id, bulk_lane=store_name in opts.bulk_stores)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class _Outcome:
     kept: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
     error: str | None = None
+    seconds: float = 0.0  # how long the attempt's work took
 
 
 def _failed_or_retried(attempt: int, opts: Options) -> str:
@@ -190,8 +201,17 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome) -> bool:
         audit.record(session, app_id=claim.app_id, actor="system", action=f"dsar.task_{outcome.state}",
                      resource_type="dsar_task", resource_id=claim.task_id,
                      details={"request": claim.request_id, "store": claim.store, "attempt": claim.attempt,
-                              "counts": outcome.counts})
+                              "counts": outcome.counts, "worker": _worker_name(), "seconds": outcome.seconds})
     return True
+
+
+def _worker_name() -> str:
+    """The RQ worker running this job (as `rq info` lists it), or "in-process": the trail shows which runs
+    overlapped on which workers."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return (job.worker_name or "rq") if job is not None else "in-process"
 
 
 class _Work:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, or_, select, update
 
-from dsar.completion import close_request
+from dsar.completion import close_job_id, close_request
 from dsar.config import options
 from dsar.jobs import enqueue_task
 from dsar.models import MANUAL_TASK, DsarDispatch, DsarRequest, DsarTask
@@ -39,10 +39,11 @@ def dispatch(rt: Runtime) -> int:
     sync_dirty(rt)  # the caller just committed rights-request work: tell the agents whose request changed
     sent = 0
     with rt.db.sessions() as session:
-        pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id)
+        pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id, DsarTask.store)
+                                       .join(DsarTask, DsarTask.id == DsarDispatch.task_id)
                                        .where(DsarDispatch.dispatched_at.is_(None))
                                        .order_by(DsarDispatch.id).limit(1000)))
-    for index, (row_id, task_id) in enumerate(pending):
+    for index, (row_id, task_id, store) in enumerate(pending):
         with rt.db.session() as session:
             claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id,
                                                                  DsarDispatch.dispatched_at.is_(None))
@@ -50,7 +51,7 @@ def dispatch(rt: Runtime) -> int:
         if not claimed:
             continue
         try:
-            enqueue_task(rt, task_id, job_id(task_id, row_id))
+            enqueue_task(rt, task_id, store, job_id(task_id, row_id))
         except Exception as exc:  # noqa: BLE001 - the queue is down (or, in-process, the job failed)
             if rt.queue.redis is None:
                 # In-process the job ran and failed; its task row says how, and the reconciler takes it on.
@@ -79,8 +80,8 @@ def _waiting_jobs(rt: Runtime, ids: Iterable[str]) -> set[str]:
 
 
 def reconcile(rt: Runtime) -> int:
-    """Re-dispatch every unfinished task no job will run, fail those with no attempt left, and close requests
-    whose tasks are all final.
+    """Re-dispatch every unfinished task no job will run (on its store's queue), fail those with no attempt left,
+    and close requests whose tasks are all final (a large export's close job is enqueued again unless it waits).
 
     A task needs a new job when it is `running` with a lapsed lease (its worker died: a live job renews the
     lease), or `pending` while its latest job is no longer waiting in Redis (flushed, restarted, or lost between
@@ -126,8 +127,14 @@ def reconcile(rt: Runtime) -> int:
                                          ~select(DsarTask.id).where(DsarTask.request_id == DsarRequest.id,
                                                                     DsarTask.state.in_(("pending", "running")))
                                          .exists())))
+    try:
+        waiting = _waiting_jobs(rt, [close_job_id(r) for r in stuck])
+    except Exception as exc:  # noqa: BLE001 - Redis is down: small exports still close; large ones wait for it
+        log.warning("reconciler: cannot see the close jobs in Redis (%s)", type(exc).__name__)
+        waiting = set()
     for request_id in stuck:
-        close_request(rt, request_id)
+        if close_job_id(request_id) not in waiting:  # a waiting close job will do it: no second one
+            close_request(rt, request_id)
     return len(redo)
 
 

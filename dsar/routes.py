@@ -16,6 +16,7 @@ from dsar.exports import decrypt_chunks
 from dsar.outbox import dispatch
 from service.api import ApiBlueprint, link, links
 from service.auth import current_principal, require_scope
+from service.config import ConfigError
 from service.idempotency import claim, idempotent
 from service.runtime import Runtime
 from service.schemas import ReasonIn
@@ -49,7 +50,9 @@ def _after_commit(request_id: str) -> dict[str, Any]:
 def _check_config(state: Any) -> None:
     """Refuse to start on a bad `[dsar]` section or deadlines table rather than fail in a worker later."""
     settings = state.app.config["SETTINGS"]
-    options(settings)
+    unknown = sorted(set(options(settings).bulk_stores) - {s.name for s in state.app.extensions["stores"].stores()})
+    if unknown:  # a misspelt name would send nothing to the bulk queue, silently
+        raise ConfigError(f"PRIVACY_CONFIG [dsar].bulk_stores: no such store(s) {unknown}")
     deadlines(settings.toml)
 
 

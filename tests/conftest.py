@@ -178,6 +178,19 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def procfile_queues() -> tuple[str, ...]:
+    """The queues the Procfile's `worker:` line listens on, in its order (RQ's priority), as `rq worker` reads
+    them."""
+    import shlex
+
+    from rq.cli.workers import worker
+
+    line = next(ln for ln in (ROOT / "Procfile").read_text().splitlines() if ln.startswith("worker:"))
+    words = shlex.split(line.partition(":")[2])
+    assert words[:2] == ["rq", "worker"], line
+    return tuple(worker.make_context("worker", words[2:]).params["queues"])
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A Redis database of the real server, empty before and after the test."""

@@ -114,5 +114,5 @@ def key_for() -> Callable[..., dict[str, str]]:
 
 @pytest.fixture
 def dsar_worker(start_worker: Callable[..., Any], dsar_config: dict[str, str]) -> Callable[[], Any]:
-    """Start a real `rq worker` on the `dsar` queue with the app's configuration."""
-    return lambda: start_worker("dsar", config=dsar_config)
+    """Start a real `rq worker` on the `dsar` and `dsar_bulk` queues with the app's configuration."""
+    return lambda: start_worker("dsar", "dsar_bulk", config=dsar_config)

@@ -164,6 +164,9 @@ def test_extension_must_come_within_the_first_period_and_is_notified(inline_app,
     ("lease = 5\n", "unknown option(s) ['lease']"),
     ('[dsar.deadlines.X]\nperiod = {amount = 1, unit = "weeks"}\n', "[dsar.deadlines.X]"),
     ('notifier = "tests.dsar.plugins:nobody"\n', "[dsar].notifier"),
+    ('bulk_stores = "cloud-photos"\n', "[dsar].bulk_stores"),
+    ('bulk_stores = ["cloud-photo"]\n', "[dsar].bulk_stores: no such store(s) ['cloud-photo']"),
+    ("bulk_export_records = -1\n", "[dsar].bulk_export_records"),
 ])
 def test_bad_dsar_config_stops_start_up(base_config, tmp_path, toml, named):
     config = {**base_config, "REDIS_URL": "", "PRIVACY_CONFIG": write_config(tmp_path, toml, "estate.toml")}

@@ -16,7 +16,7 @@ from tests.browser.conftest import network_of
 from tests.browser.console.conftest import make_operator, sign_in
 from tests.browser.portal.conftest import CENTRE, make_shop, submit
 from tests.browser.portal.test_request_flow import ask, mail, pending
-from tests.conftest import wait_for
+from tests.conftest import procfile_queues, wait_for
 from tests.dsar.conftest import person
 
 
@@ -46,7 +46,7 @@ def status_of(app, request_id: str) -> str:
 def test_agent_verifies_an_open_web_request_a_worker_completes_it_and_the_agent_mints_the_export_link(
         rq_live_server, start_worker, smtp, new_page, check_page):
     make_shop(rq_live_server.app, rq_live_server.url)
-    start_worker("default", "dsar", "retention")  # the Procfile's worker: mail goes out on `default`
+    start_worker(*procfile_queues())  # the Procfile's worker: mail goes out on `default`
     ana = person(2).user
     requester = new_page()
     ask(requester, ana["email"])

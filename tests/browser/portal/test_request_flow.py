@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from dsar.models import DsarRequest
 from tests.browser.portal.conftest import CENTRE, SLUG, make_shop, submit
-from tests.conftest import wait_for
+from tests.conftest import procfile_queues, wait_for
 from tests.dsar.conftest import _app, person, write_config
 from tests.mailserver import Collector, SmtpServer
 from tests.portal.conftest import code_for
@@ -82,7 +82,7 @@ def mail(smtp: SmtpServer, to: str, subject: str, timeout: float = 60) -> EmailM
 def test_open_web_access_request_from_form_to_downloaded_export(rq_live_server, start_worker, smtp, new_page,
                                                                 tmp_path: Path):
     make_shop(rq_live_server.app, rq_live_server.url)
-    start_worker("default", "dsar", "retention")  # the Procfile's worker: mail goes out on `default`
+    start_worker(*procfile_queues())  # the Procfile's worker: mail goes out on `default`
     ana = person(2).user
     page = new_page()
     sent = ask(page, ana["email"])
