@@ -154,8 +154,9 @@ def _incident_page(incident_id: str, *, status: int = 200, errors: dict[str, str
         incident = _incident(session, incident_id)
         shown = cases.view(session, incident, _table(), now=now)
         runs = [assessment.run_view(session, r) for r in assessment.runs_of(session, incident.id)]
-        sent = [campaigns.report(session, c) for c in campaigns.of(session, incident.id)]
-        previewed = next((c for c in campaigns.of(session, incident.id) if c.dry_run), None)
+        made = campaigns.of(session, incident.id)
+        sent = [campaigns.report(session, c) for c in made]
+        previewed = next((c for c in made if c.dry_run), None)
         steps = cases.timeline(session, incident)
     if form != "campaign" and previewed is not None:  # send what was previewed without typing it again
         values = {f"{lang}_{part}": previewed.messages.get(lang, {}).get(part, "")
