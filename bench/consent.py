@@ -356,6 +356,24 @@ def _proc_ticks(pid: int) -> tuple[int, int]:
     return int(fields[2]), int(fields[11]) + int(fields[12])
 
 
+def _proc_sample(pid: int) -> tuple[int, int, int] | None:
+    """(process group, user+system ticks, start time) of a process, or None when it is gone. The start time tells
+    a process from a later one that was given the same pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[2]), int(fields[11]) + int(fields[12]), int(fields[19])
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
+
+
 def _machine_ticks() -> tuple[int, int]:
     """(busy, total) ticks over all CPUs."""
     values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -363,41 +381,111 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+def _kernel_ticks() -> tuple[int, int]:
+    """(irq + softirq, steal) ticks over all CPUs. Steal is charged to no process; an interrupt, in tick-based
+    accounting, to the process it interrupted too, so its share overlaps the parts."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[5] + values[6], values[7]
+
+
+# The parts of the machine a figure's CPU is split into, as the report names them. nginx runs in its own process
+# group, one of the server's `pgids`, and counts as the server's.
+CPU_PARTS = {"server": "gunicorn+nginx", "backends": "PostgreSQL backends", "postgres": "other PostgreSQL",
+             "wrk": "wrk", "rest": "rest of machine"}
+CPU_COLUMNS = {"server": "gunicorn+nginx", "backends": "PG backends", "postgres": "PG other", "wrk": "wrk",
+               "rest": "rest"}
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """CPU seconds by part of the machine (`CPU_PARTS`) over a figure's windows, and shares of the machine's time."""
+
+    seconds: dict[str, float]
+    busy: float  # of all CPUs' time
+    steal: float  # of all CPUs' time: the hypervisor ran someone else; inside "rest of machine"
+    irq: float  # of all CPUs' time: interrupts and softirqs (loopback TCP among them), spread over the parts
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        return {part: 1e3 * s / max(1, requests) for part, s in self.seconds.items()}
+
+    def line(self, requests: int, unit: str) -> str:
+        ms = self.per_request_ms(requests)
+        return (f"  CPU per {unit}: " + ", ".join(f"{CPU_PARTS[part]} {v:.2f} ms" for part, v in ms.items())
+                + f" (machine busy {100 * self.busy:.0f}%, of which steal {100 * self.steal:.0f}%, "
+                f"irq {100 * self.irq:.0f}%)")
+
+
 class OtherCpu:
     """The share of the machine's CPU that processes outside this benchmark used while a figure ran:
-    busy time minus the server's process groups, wrk and the PostgreSQL backends serving the bench database."""
+    busy time minus the server's process groups, wrk and the PostgreSQL backends serving the bench database.
+    Also the whole split (`CpuSplit`): those three, the rest of PostgreSQL (postmaster, walwriter, checkpointer,
+    background writer), and the rest of the machine, so a figure's CPU per request can be read by process."""
 
     def __init__(self, pgids: tuple[int, ...], conninfo: str | None) -> None:
         self.pgids, self.conninfo = pgids, conninfo
 
-    def _ours(self) -> dict[int, int]:
-        pids = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    def _sample(self) -> dict[int, tuple[str | None, int, int]]:
+        """Every process as (its part of `CPU_PARTS`, or None for the rest of the machine; ticks; start time)."""
         backends: set[int] = set()
+        elsewhere: set[int] = set()
         if self.conninfo:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                backends = {r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid()")}
-        ours = {}
-        for pid in pids:
-            pgid, ticks = _proc_ticks(pid)
-            if pgid in self.pgids or pid in backends:
-                ours[pid] = ticks
-        return ours
+                # Autovacuum workers on the bench database count as its backends: the bench's writes call them.
+                # Another database's backends are other work and stay in the rest of the machine (their WAL,
+                # though, is written by the same walwriter and checkpointer and cannot be told apart). This
+                # sampling connection is the bench's overhead, not the figure's: rest of the machine too.
+                for pid, ours in conn.execute(
+                        "SELECT pid, datname = current_database() FROM pg_stat_activity WHERE datname IS NOT NULL"):
+                    (backends if ours else elsewhere).add(pid)
+                elsewhere.add(conn.info.backend_pid)
+                backends.discard(conn.info.backend_pid)
+        sample: dict[int, tuple[str | None, int, int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            found = _proc_sample(pid)
+            if found is None:
+                continue
+            pgid, ticks, start = found
+            part = ("server" if pgid in self.pgids else "backends" if pid in backends
+                    else "postgres" if pid not in elsewhere and _is_postgres(pid) else None)
+            sample[pid] = (part, ticks, start)
+        return sample
 
     def __enter__(self) -> OtherCpu:
-        self.before = self._ours()
+        self.before = self._sample()
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.machine = _machine_ticks()
+        self.kernel = _kernel_ticks()
         return self
 
     def __exit__(self, *exc: object) -> None:
         busy, total = (b - a for a, b in zip(self.machine, _machine_ticks(), strict=True))
-        after = self._ours()
-        ours = sum(after[pid] - ticks for pid, ticks in self.before.items() if pid in after)
+        irq, steal = (b - a for a, b in zip(self.kernel, _kernel_ticks(), strict=True))
+        after = self._sample()
+        ticks = dict.fromkeys(CPU_PARTS, 0.0)
+        for pid, (part, used, start) in after.items():
+            if part is None:
+                continue
+            # The parts are those of the end: a backend connecting under load may not have had its database yet
+            # at the start. A process that started during the figure (a pool connection opened under load, a
+            # respawned worker) counts from 0. One that ended before the end is lost with its ticks, uncounted
+            # and left in the rest of the machine: rare, since the server's pool keeps its connections and
+            # gunicorn its workers.
+            was = self.before.get(pid)
+            ticks[part] += used - (was[1] if was is not None and was[2] == start else 0)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wrk_ticks = (children.ru_utime + children.ru_stime - self.children.ru_utime - self.children.ru_stime) * TICK
-        self.share = max(0.0, (busy - ours - wrk_ticks) / total) if total else 0.0
+        ticks["wrk"] = (children.ru_utime + children.ru_stime - self.children.ru_utime - self.children.ru_stime) * TICK
+        # The "other" share keeps its meaning from before the split, so runs stay comparable: the rest of
+        # PostgreSQL, though mostly the bench's doing, is in it.
+        ours = ticks["server"] + ticks["backends"] + ticks["wrk"]
+        self.share = max(0.0, (busy - ours) / total) if total else 0.0
+        # The machine's busy ticks less the parts: the bench's own process, other work, steal. Ticks are sampled
+        # per process, so within a few ticks of noise this can come out slightly below zero.
+        ticks["rest"] = busy - sum(ticks.values())
+        self.split = CpuSplit({part: t / TICK for part, t in ticks.items()}, busy / total if total else 0.0,
+                              steal / total if total else 0.0, irq / total if total else 0.0)
 
 
 @dataclass(frozen=True)
@@ -409,6 +497,7 @@ class Load:
     errors: dict[str, int]
     created: int
     other_cpu: float = 0.0
+    cpu: CpuSplit | None = None  # over all the windows, as `requests` is
 
 
 def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace, env: dict[str, str]) -> Load:
@@ -443,7 +532,7 @@ def windows(url: str, script: Path, args: argparse.Namespace, env: dict[str, str
     with OtherCpu(pgids, conninfo) as other:
         loads = [wrk(url, script, args.duration, args, {**env, **(runs[i] if runs else {})})
                  for i in range(args.repeat)]
-    return dataclasses.replace(median_window(loads), other_cpu=other.share)
+    return dataclasses.replace(median_window(loads), other_cpu=other.share, cpu=other.split)
 
 
 def _windows_note(args: argparse.Namespace) -> str:
@@ -451,13 +540,16 @@ def _windows_note(args: argparse.Namespace) -> str:
 
 
 def measure(name: str, server: Server, path: str, script: Path, args: argparse.Namespace, env: dict[str, str],
-            conninfo: str | None = None) -> Load:
+            conninfo: str | None = None, cpu_unit: str | None = None) -> Load:
+    """Warm up, then the figure; with `cpu_unit`, also its CPU split per request (named so)."""
     wrk(server.base + path, script, args.warmup, args, env)
     load = windows(server.base + path, script, args, env, server.pgids, conninfo)
     note = f", errors {load.errors}" if load.errors else ""
     print(f"  {name}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms "
           f"({load.requests:,} requests{note}{_windows_note(args)}; other processes {100 * load.other_cpu:.0f}% "
           "CPU)", flush=True)
+    if cpu_unit and load.cpu:
+        print(load.cpu.line(load.requests, cpu_unit), flush=True)
     return load
 
 
@@ -483,6 +575,7 @@ def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], larg
     for name, load in rows:
         print(f"{name:<34}{load.rps:>10,.0f}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}{load.rps / bare.rps:>11.3f}"
               f"{100 * load.other_cpu:>10.0f}%")
+    cpu_split_table(bares[1], record)
     status_ratio, record_ratio = large.rps / bare.rps, record.rps / bare.rps
     p99_growth = large.p99_ms / min(small.p99_ms for small in smalls)
     print("\ntarget                                             figure   target  verdict")
@@ -502,6 +595,23 @@ def report(args: argparse.Namespace, bares: list[Load], smalls: list[Load], larg
     if spread > 0.10:
         print(f"\nNOTE: the two bare figures differ by {100 * spread:.0f}%: the baseline moved during the run "
               "and the ratios are that uncertain. Re-run, and compare runs.")
+
+
+def cpu_split_table(bare: Load, record: Load) -> None:
+    """CPU ms per request by part of the machine, bare against record: what recording costs beyond serving HTTP.
+    The bare figure measured after recording, the nearer one in time."""
+    if bare.cpu is None or record.cpu is None:
+        return
+    ping, consent = bare.cpu.per_request_ms(bare.requests), record.cpu.per_request_ms(record.requests)
+    rows = [("bare GET /ping (after)", ping, f"{100 * bare.cpu.busy:>6.0f}%"),
+            ("record POST /v1/consents", consent, f"{100 * record.cpu.busy:>6.0f}%"),
+            ("record - bare", {part: consent[part] - ping[part] for part in CPU_PARTS}, "")]
+    widths = {part: max(8, len(label) + 2) for part, label in CPU_COLUMNS.items()}
+    print(f"\n{'CPU ms per request':<34}" + "".join(f"{CPU_COLUMNS[p]:>{w}}" for p, w in widths.items())
+          + f"{'total':>9}{'busy':>7}")
+    for name, ms, busy in rows:
+        print(f"{name:<34}" + "".join(f"{ms[p]:>{w}.3f}" for p, w in widths.items())
+              + f"{sum(ms.values()):>9.3f}{busy}")
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
@@ -532,7 +642,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     load_env = {"BENCH_KEY": tenant.secret}
     conninfo = libpq(url)
 
-    bares = [measure_bare(args, env, work, scripts["ping"], "bare (before)")]
+    bares = [measure_bare(args, env, work, scripts["ping"], "bare (before)", conninfo)]
     print(f"seeding {args.small:,} subjects", flush=True)
     seed(config, tenant, 0, args.small, args.procs)
     with gunicorn("wsgi:app", args.port + 1, args, env, work / "service.log", "/healthz") as server:
@@ -545,14 +655,17 @@ def run(args: argparse.Namespace, work: Path) -> None:
         large = measure(f"status @ {args.subjects:,}", server, "", scripts["status"], args,
                         {**load_env, "BENCH_SUBJECTS": str(args.subjects)}, conninfo)
         record, since = measure_record(server, scripts["record"], args, load_env, conninfo)
-    bares.append(measure_bare(args, env, work, scripts["ping"], "bare (after)"))
+    bares.append(measure_bare(args, env, work, scripts["ping"], "bare (after)", conninfo))
     integrity = check_integrity(config, since, record, args.connections * args.repeat)
     report(args, bares, smalls, large, record, integrity)
 
 
-def measure_bare(args: argparse.Namespace, env: dict[str, str], work: Path, script: Path, name: str) -> Load:
+def measure_bare(args: argparse.Namespace, env: dict[str, str], work: Path, script: Path, name: str,
+                 conninfo: str) -> Load:
+    # The bench database only to tell PostgreSQL's own processes from other databases' backends: the bare app
+    # has none of its own.
     with gunicorn("bench.bare_app:app", args.port, args, env, work / "bare.log", "/ping") as server:
-        return measure(name, server, "/ping", script, args, {})
+        return measure(name, server, "/ping", script, args, {}, conninfo, cpu_unit="ping")
 
 
 def measure_record(server: Server, script: Path, args: argparse.Namespace, env: dict[str, str],
@@ -571,6 +684,8 @@ def measure_record(server: Server, script: Path, args: argparse.Namespace, env: 
     print(f"  record: {record.rps:,.0f} req/s, p50 {record.p50_ms:.2f} ms, p99 {record.p99_ms:.2f} ms "
           f"({record.requests:,} requests, {record.created:,} answered 201{note}{_windows_note(args)}; "
           f"other processes {100 * record.other_cpu:.0f}% CPU)", flush=True)
+    if record.cpu:
+        print(record.cpu.line(record.requests, "consent"), flush=True)
     return record, since
 
 
