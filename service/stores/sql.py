@@ -37,6 +37,9 @@ _DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"
             "mariadb": "mariadb+pymysql"}
 
 
+ACCESS_PAGE = 500  # rows of a table read at once for an access request; more are streamed
+
+
 def normalise_url(url: str) -> str:
     """Give bare scheme names the drivers this service ships (psycopg 3, PyMySQL)."""
     scheme, sep, rest = url.partition("://")
@@ -176,16 +179,23 @@ class SqlStore:
         return self._records(ids)
 
     def _records(self, ids: Mapping[str, str]) -> Iterator[Record]:
-        for spec in reversed(self.tables):  # parents first reads naturally in an export
-            where = build.subject(spec, spec.table, ids)
-            if where is None:
-                continue
-            units = spec.units()
-            stmt = sa.select(spec.table).where(where).order_by(spec.table.c[spec.key])
-            with self.engine.connect() as conn:
-                rows = conn.execution_options(stream_results=True, yield_per=500).execute(stmt)
-                for row in rows.mappings():
+        # One connection for every table. Most subjects have a few rows per table: a plain query of one page
+        # answers in one round trip, where a server-side cursor (declare, fetch, close) takes three; only a
+        # subject with more rows than a page has the rest streamed, after the page's last key.
+        with self.engine.connect() as conn:
+            for spec in reversed(self.tables):  # parents first reads naturally in an export
+                where = build.subject(spec, spec.table, ids)
+                if where is None:
+                    continue
+                units, key = spec.units(), spec.table.c[spec.key]
+                stmt = sa.select(spec.table).where(where).order_by(key)
+                page = conn.execute(stmt.limit(ACCESS_PAGE + 1)).mappings().all()
+                for row in page[:ACCESS_PAGE]:
                     yield from self._row_records(spec, units, row)
+                if len(page) > ACCESS_PAGE:
+                    rest = stmt.where(key > page[ACCESS_PAGE - 1][spec.key])
+                    for row in conn.execution_options(stream_results=True, yield_per=500).execute(rest).mappings():
+                        yield from self._row_records(spec, units, row)
 
     def _row_records(self, spec: TableSpec, units: dict[str, tuple[str, ...]],
                      row: Mapping[str, Any]) -> Iterator[Record]:
@@ -226,10 +236,11 @@ class SqlStore:
     def erase(self, identity: Identity, *, exclude_categories: Collection[str] = ()) -> dict[str, int]:
         op = build.Erase(usable(self.name, identity, self.describe().identity_types), frozenset(exclude_categories))
         counts = {c: 0 for c in self.describe().categories if c not in exclude_categories}
-        for spec in self.tables:
-            for category in self._acting_order(spec):
-                if category in counts:
-                    counts[category] += sum(self._run(spec, category, op, self.batch_size))
+        with self.engine.connect() as conn:  # one for every table and category, each batch its own transaction
+            for spec in self.tables:
+                for category in self._acting_order(spec):
+                    if category in counts:
+                        counts[category] += sum(self._run(spec, category, op, self.batch_size, conn=conn))
         return counts
 
     @staticmethod
@@ -279,11 +290,16 @@ class SqlStore:
                 yield from self._run(spec, op.category, op, batch_size, on_batch)
 
     def _run(self, spec: TableSpec, category: str, op: build.Operation, batch_size: int,
-             on_batch: BatchHook | None = None) -> Iterator[int]:
+             on_batch: BatchHook | None = None, conn: sa.Connection | None = None) -> Iterator[int]:
         """Batches until none is left, each committed before its count is yielded (so a crash loses nothing).
 
-        With `on_batch`, each batch's row keys are reported inside its transaction, before the commit.
+        With `on_batch`, each batch's row keys are reported inside its transaction, before the commit. `conn`: a
+        connection of the caller's to run them on (none open: one is checked out for them).
         """
+        if conn is None:
+            with self.engine.connect() as own:
+                yield from self._run(spec, category, op, batch_size, on_batch, own)
+            return
         dialect = self.engine.dialect
         stmt = build.statement(spec, category, op, batch_size, dialect.name, self._key)
         returning = dialect.delete_returning if isinstance(stmt, sa.Delete) else dialect.update_returning
@@ -292,26 +308,25 @@ class SqlStore:
         prefix = f"{spec.name}/"
         as_text = _key_text(spec.table.c[spec.key])
         # One connection for every batch (each in its own transaction): no pool checkout and ping per batch.
-        with self.engine.connect() as conn:
-            while True:
-                with conn.begin():
-                    if on_batch is None:
-                        done = conn.execute(stmt).rowcount
+        while True:
+            with conn.begin():
+                if on_batch is None:
+                    done = conn.execute(stmt).rowcount
+                else:
+                    if returning:
+                        # The DBAPI rows as they come: SQLAlchemy's row objects cost more than the DELETE.
+                        result = conn.execute(stmt)
+                        keys = [row[0] for row in result.cursor.fetchall()]
+                        result.close()
                     else:
-                        if returning:
-                            # The DBAPI rows as they come: SQLAlchemy's row objects cost more than the DELETE.
-                            result = conn.execute(stmt)
-                            keys = [row[0] for row in result.cursor.fetchall()]
-                            result.close()
-                        else:
-                            keys = self._locked_batch(conn, spec, category, op, batch_size)
-                        done = len(keys)
-                        if keys:
-                            on_batch(list(map(prefix.__add__, map(as_text, keys))))
-                if done > 0:
-                    yield done
-                if done < batch_size:
-                    return
+                        keys = self._locked_batch(conn, spec, category, op, batch_size)
+                    done = len(keys)
+                    if keys:
+                        on_batch(list(map(prefix.__add__, map(as_text, keys))))
+            if done > 0:
+                yield done
+            if done < batch_size:
+                return
 
     def _expire_journalled(self, op: build.Expire, batch_size: int, journal: BatchJournal) -> Iterator[int]:
         for spec in self.tables:

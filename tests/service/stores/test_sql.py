@@ -151,3 +151,22 @@ def test_a_child_reached_through_its_parent_and_anonymised_by_marker(context, sm
         bodies = conn.execute(sa.text("SELECT body FROM notes ORDER BY id")).scalars().all()
     assert bodies == [python_hmac(HASH_KEY, "x"), python_hmac(HASH_KEY, "y"), python_hmac(HASH_KEY, "z")]
     store.close()
+
+
+def test_access_reads_a_subject_larger_than_a_page_once_each_row(photos_db):
+    """A page is one plain query; a subject with more rows has the rest streamed after the page's last key:
+    every row comes once, in key order, on every backend."""
+    from service.stores.sql import ACCESS_PAGE
+
+    uid = int(sql_subjects("device_log")[0].identity["user_id"])
+    first = NOW - timedelta(days=1)
+    with photos_db.engine.begin() as conn:
+        top = conn.scalar(sa.select(sa.func.max(device_logs.c.id)))  # seeded with ids: no sequence to follow
+        conn.execute(sa.insert(device_logs), [
+            {"id": top + 1 + i, "user_id": uid, "device_id": f"bulk-{i}", "ip_address": "192.0.2.1", "event": "sync",
+             "logged_at": first + timedelta(seconds=i)} for i in range(2 * ACCESS_PAGE + 1)])
+    expected = [r["id"] for r in _rows(photos_db, device_logs, device_logs.c.user_id == uid)]
+    assert len(expected) > 2 * ACCESS_PAGE
+    got = [int(r.source.split("/")[1]) for r in photos_db.access({"user_id": str(uid)})
+           if r.source.startswith("device_logs/")]
+    assert got == expected
