@@ -1,20 +1,26 @@
-"""Rights-request jobs (RQ queues `dsar` and `dsar_bulk`, or in-process): one per store task, then the request's
-closing.
+"""Rights-request jobs (RQ queues `dsar` and `dsar_bulk`, or in-process): a request's store tasks, then its closing.
 
-Every job is idempotent: it re-reads its task from the database, skips finished work, and a store's erase or an
-export part can be done again without harm. While a job runs it renews a lease on its task row; when a worker
+A job carries one task, or all of one request's tasks on the `dsar` queue (the dispatcher groups them): those run
+side by side in threads, so a request's small stores are not run one after another by a single worker, and the
+request is closed once, by the job that ran its last task.
+
+Every job is idempotent: it re-reads its tasks from the database, skips finished work, and a store's erase or an
+export part can be done again without harm. While a task runs its job renews a lease on the task row; when a worker
 dies the lease lapses and the reconciler hands the task to another job. Each run numbers itself (`attempts`) and
 writes its result only if no later run took the task over, so a presumed-dead worker cannot overwrite it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
@@ -30,6 +36,7 @@ from service.stores import NotApplicable
 from service.stores.registry import registry_for
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def queue_of(opts: Options, store: str) -> str:
@@ -37,9 +44,10 @@ def queue_of(opts: Options, store: str) -> str:
     return BULK_QUEUE if store in opts.bulk_stores else QUEUE
 
 
-def enqueue_task(rt: Runtime, task_id: str, store: str, job_id: str) -> None:
+def enqueue_tasks(rt: Runtime, task_ids: list[str], queue: str, job_id: str) -> None:
+    """One job for `task_ids` (one request's tasks, all of `queue`)."""
     opts = options(rt.settings)
-    rt.queue.enqueue(run_task, task_id, queue=queue_of(opts, store), job_id=job_id,
+    rt.queue.enqueue(run_tasks, task_ids, queue=queue, job_id=job_id,
                      retries=opts.task_attempts - 1, retry_intervals=opts.retry_intervals, timeout=6 * 3600)
 
 
@@ -77,43 +85,73 @@ class Lease:
 
 
 def run_task(task_id: str) -> None:
-    """The job of one task: claim it, run it against its store, record the result, close the request if last.
+    """The job of one task (jobs enqueued before tasks were grouped name this function)."""
+    run_tasks([task_id])
+
+
+def run_tasks(task_ids: list[str]) -> None:
+    """The job of one request's tasks: claim them, run each against its store (side by side), record each
+    result, and close the request if they were its last.
 
     No path runs a task more than `[dsar] task_attempts` times: the claim counts the attempt before anything else
     can fail, and a task whose attempts are spent is failed instead of run again (its last run died, or could
-    not record what it did). A failure to record the result is itself recorded as the attempt's failure.
+    not record what it did). A failure to record the result is itself recorded as the attempt's failure. A task
+    left to retry makes the job raise once every task has ended, so RQ runs the job again later: the tasks that
+    are final by then are skipped.
     """
     rt = runtime()
     opts = options(rt.settings)
-    claimed = _claim(rt, task_id, opts)
-    if claimed is None:
-        return
-    if isinstance(claimed, str):
-        # Final already: a run that recorded the result may have died before closing the request.
-        completion.close_request(rt, claimed)
-        return
-    attempt, store_name, request_id = claimed.attempt, claimed.store, claimed.request_id
+    claims, to_close = _claim(rt, task_ids, opts)
+    worker = _worker_name()  # here: the job is this thread's, not the task threads'
+    works = {request_id: _work(rt, request_id) for request_id in dict.fromkeys(c.request_id for c in claims)}
+    results = _side_by_side(rt, [lambda c=c: _attempt(rt, c, works[c.request_id], opts, worker) for c in claims])
+    retry: list[str] = []
+    bulk_lane: set[str] = set()
+    for claim, (mine, state) in zip(claims, results, strict=True):
+        if mine:
+            to_close.add(claim.request_id)
+            if claim.store in opts.bulk_stores:
+                bulk_lane.add(claim.request_id)
+            if state == "pending":
+                retry.append(claim.store)
+    if retry:
+        raise RuntimeError(f"tasks on {', '.join(retry)} failed; retrying")  # RQ retries with backoff
+    for request_id in sorted(to_close):
+        # A job already on the bulk queue assembles a large export itself; any other hands it to that queue.
+        completion.close_request(rt, request_id, bulk_lane=request_id in bulk_lane)
+
+
+def _side_by_side(rt: Runtime, calls: list[Callable[[], _T]]) -> list[_T]:
+    """The calls' results, run in threads when there are several and the database takes concurrent writers
+    (SQLite, the embedded default, runs them one after another)."""
+    if len(calls) == 1 or rt.db.dialect == "sqlite":
+        return [call() for call in calls]
+    # Each thread runs in a copy of this context: the runtime in use (in-process jobs) goes with it.
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="dsar-task") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def _attempt(rt: Runtime, claim: _Claim, work: _Work | str, opts: Options, worker: str) -> tuple[bool, str]:
+    """One claimed task's run, its result recorded: (whether this run's result was written, the task's state)."""
     started = time.monotonic()
-    with Lease(rt, task_id, attempt, opts.lease_seconds):
-        outcome = _run(rt, claimed, opts)
+    with Lease(rt, claim.task_id, claim.attempt, opts.lease_seconds):
+        outcome = _run(rt, claim, work, opts)
     outcome = replace(outcome, seconds=round(time.monotonic() - started, 3))
     try:
-        mine = _record(rt, claimed, outcome)
+        mine = _record(rt, claim, outcome, worker)
     except Exception as exc:  # noqa: BLE001 - e.g. a result the database refuses: the attempt failed
-        log.warning("dsar task %s on store %s: could not record the result of attempt %d: %s", task_id,
-                    store_name, attempt, type(exc).__name__)
-        outcome = _Outcome(_failed_or_retried(attempt, opts),
+        log.warning("dsar task %s on store %s: could not record the result of attempt %d: %s", claim.task_id,
+                    claim.store, claim.attempt, type(exc).__name__)
+        outcome = _Outcome(_failed_or_retried(claim.attempt, opts),
                            error=f"could not record the result: {type(exc).__name__}", seconds=outcome.seconds)
         # If even this fails (the database is gone), the lease lapses and the reconciler decides, with this
         # attempt counted.
-        mine = _record(rt, claimed, outcome)
+        mine = _record(rt, claim, outcome, worker)
     if not mine:
-        log.warning("dsar task %s: run %d was taken over by a later run; its result is dropped", task_id, attempt)
-        return
-    if outcome.state == "pending":
-        raise RuntimeError(f"task {task_id} on {store_name} failed; retrying")  # RQ retries with backoff
-    # A job already on the bulk queue assembles a large export itself; any other hands it to that queue.
-    completion.close_request(rt, request_id, bulk_lane=store_name in opts.bulk_stores)
+        log.warning("dsar task %s: run %d was taken over by a later run; its result is dropped", claim.task_id,
+                    claim.attempt)
+    return mine, outcome.state
 
 
 @dataclass(frozen=True)
@@ -143,37 +181,57 @@ def _failed_or_retried(attempt: int, opts: Options) -> str:
     return "failed" if attempt >= opts.task_attempts else "pending"
 
 
-def _claim(rt: Runtime, task_id: str, opts: Options) -> _Claim | str | None:
-    """Take the task for a new run, committed before any work. Returns the claim; the request's id when the task
-    is final (or was just failed for lack of attempts) and only the closing may be left; None when there is
-    nothing to do (no such task, a request not in progress, a live run holding it)."""
+def _claim(rt: Runtime, task_ids: list[str], opts: Options) -> tuple[list[_Claim], set[str]]:
+    """Take the tasks for a new run, in one transaction committed before any work (rows locked in id order, so
+    two jobs sharing tasks cannot deadlock). Returns the claims, and the requests whose tasks are final already
+    (or were just failed for lack of attempts) and where only the closing may be left. A task is skipped when
+    there is nothing to do: no such task, a request not in progress, a live run holding it."""
+    claims: list[_Claim] = []
+    to_close: set[str] = set()
     with rt.db.session() as session:
-        task = session.scalar(select(DsarTask).where(DsarTask.id == task_id).with_for_update())
-        if task is None:
-            return None
-        req = session.get(DsarRequest, task.request_id)
-        if req is None or req.status != "in_progress":
-            return None
-        if task.state in TASK_FINAL:
-            return req.id
-        if task.state == "running" and task.lease_until and task.lease_until > utcnow():
-            return None  # a live job holds it; the reconciler comes back if its lease lapses
-        if task.attempts >= opts.task_attempts:
-            give_up(session, task, req.app_id, opts.task_attempts)
-            return req.id
-        task.state, task.attempts = "running", task.attempts + 1
-        task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
-        return _Claim(task.id, task.attempts, task.store, req.id, req.app_id)
+        tasks = session.scalars(select(DsarTask).where(DsarTask.id.in_(task_ids)).order_by(DsarTask.id)
+                                .with_for_update())
+        requests: dict[str, DsarRequest | None] = {}
+        for task in tasks:
+            if task.request_id not in requests:
+                requests[task.request_id] = session.get(DsarRequest, task.request_id)
+            req = requests[task.request_id]
+            if req is None or req.status != "in_progress":
+                continue
+            if task.state in TASK_FINAL:
+                to_close.add(req.id)
+                continue
+            if task.state == "running" and task.lease_until and task.lease_until > utcnow():
+                continue  # a live job holds it; the reconciler comes back if its lease lapses
+            if task.attempts >= opts.task_attempts:
+                give_up(session, task, req.app_id, opts.task_attempts)
+                to_close.add(req.id)
+                continue
+            task.state, task.attempts = "running", task.attempts + 1
+            task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
+            claims.append(_Claim(task.id, task.attempts, task.store, req.id, req.app_id))
+    return claims, to_close
 
 
-def _run(rt: Runtime, claim: _Claim, opts: Options) -> _Outcome:
-    """The attempt's work against its store; never raises: every failure is the attempt's outcome."""
+def _work(rt: Runtime, request_id: str) -> _Work | str:
+    """What the request's tasks need, read and decrypted once; the error, as each task's outcome, if it cannot
+    be."""
     try:
         with rt.db.sessions() as session:
-            req = session.get(DsarRequest, claim.request_id)
+            req = session.get(DsarRequest, request_id)
             assert req is not None
-            work = _Work(req.id, req.type, req.app_id, fields.subject_of(rt, req), fields.details_of(rt, req),
+            return _Work(req.id, req.type, req.app_id, fields.subject_of(rt, req), fields.details_of(rt, req),
                          exports.unwrap(rt.keys, req.export_key, req.id) if req.export_key else None)
+    except Exception as exc:  # noqa: BLE001 - recorded on every task of the request
+        log.warning("dsar request %s: its tasks' details cannot be read: %s", request_id, type(exc).__name__)
+        return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def _run(rt: Runtime, claim: _Claim, work: _Work | str, opts: Options) -> _Outcome:
+    """The attempt's work against its store; never raises: every failure is the attempt's outcome."""
+    if isinstance(work, str):
+        return _Outcome(_failed_or_retried(claim.attempt, opts), error=work)
+    try:
         counts, kept, note = _execute(rt, work, claim.store)
         return _Outcome("done", counts, kept, note)
     except NotApplicable as exc:
@@ -186,7 +244,7 @@ def _run(rt: Runtime, claim: _Claim, opts: Options) -> _Outcome:
         return _Outcome(_failed_or_retried(claim.attempt, opts), error=f"{type(exc).__name__}: {exc}"[:1000])
 
 
-def _record(rt: Runtime, claim: _Claim, outcome: _Outcome) -> bool:
+def _record(rt: Runtime, claim: _Claim, outcome: _Outcome, worker: str) -> bool:
     """Write the attempt's outcome, unless a later run took the task over; returns whether it was written."""
     with rt.db.session() as session:
         values: dict[str, Any] = {"state": outcome.state, "lease_until": None, "updated_at": utcnow(),
@@ -201,7 +259,7 @@ def _record(rt: Runtime, claim: _Claim, outcome: _Outcome) -> bool:
         audit.record(session, app_id=claim.app_id, actor="system", action=f"dsar.task_{outcome.state}",
                      resource_type="dsar_task", resource_id=claim.task_id,
                      details={"request": claim.request_id, "store": claim.store, "attempt": claim.attempt,
-                              "counts": outcome.counts, "worker": _worker_name(), "seconds": outcome.seconds})
+                              "counts": outcome.counts, "worker": worker, "seconds": outcome.seconds})
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, BigIntPK, utcnow
@@ -99,8 +99,9 @@ class DsarTask(Base):
 
 
 class DsarDispatch(Base):
-    """The transactional outbox: written with the task, turned into an RQ job (id `dsar-<task>-<row id>`) by the
-    dispatcher. The latest row of a task names the job the reconciler looks for in Redis."""
+    """The transactional outbox: written with the task, turned into an RQ job by the dispatcher (one job for a
+    request's rows on the `dsar` queue, named after its first row: `dsar-<task>-<row id>`). `job` names the job a
+    row went into; the latest row of a task names the job the reconciler looks for in Redis."""
 
     __tablename__ = "dsar_dispatch"
 
@@ -108,6 +109,10 @@ class DsarDispatch(Base):
     task_id: Mapped[str] = mapped_column(ForeignKey("dsar_tasks.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
+    job: Mapped[str | None] = mapped_column(String(100))  # None: dispatched before grouping, `dsar-<task>-<id>`
+    # A task sent again after its job was lost or its worker died runs in a job of its own: if a store's task
+    # takes its worker down, it does not take its request's other tasks down with it a second time.
+    alone: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class DownloadToken(Base):

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from sqlalchemy import func, or_, select, update
 
 from dsar.completion import close_job_id, close_request
-from dsar.config import options
-from dsar.jobs import enqueue_task
+from dsar.config import QUEUE, options
+from dsar.jobs import enqueue_tasks, queue_of
 from dsar.models import MANUAL_TASK, DsarDispatch, DsarRequest, DsarTask
 from dsar.states import give_up
 from service.db import utcnow
@@ -26,45 +26,59 @@ def job_id(task_id: str, dispatch_id: int) -> str:
 
 
 def dispatch(rt: Runtime) -> int:
-    """Enqueue a job for every undispatched outbox row; returns how many.
+    """Enqueue jobs for every undispatched outbox row; returns how many rows were sent.
 
-    Safe from many processes at once: a row is claimed by the UPDATE that marks it, so each row becomes one job.
-    Called right after the commit that wrote the rows, by `flask dsar dispatch` and by the maintenance pass.
-    Never raises for the queue: when Redis cannot take a job, the row is given back and the pass stops (the
-    rows wait in the database for the next pass; the caller's committed work stands). Commits each claim on its
-    own: a row is marked sent before its job is enqueued, so two passes never send it twice.
+    A request's rows for the `dsar` queue become one job (its tasks run side by side); a row for `dsar_bulk`, or
+    one the reconciler wrote, is a job of its own (a request's large stores can run on several workers; a task
+    whose run died is not run beside the others again). Safe from many processes at once:
+    rows are claimed by the UPDATE that marks them (and names their job), so each row goes into one job. Called
+    right after the commit that wrote the rows, by `flask dsar dispatch` and by the maintenance pass. Never
+    raises for the queue: when Redis cannot take a job, its rows are given back and the pass stops (the rows wait
+    in the database for the next pass; the caller's committed work stands). Commits each claim on its own: rows
+    are marked sent before their job is enqueued, so two passes never send them twice.
     """
     from dsar.agents.status import sync_dirty
 
     sync_dirty(rt)  # the caller just committed rights-request work: tell the agents whose request changed
-    sent = 0
+    opts = options(rt.settings)
     with rt.db.sessions() as session:
-        pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id, DsarTask.store)
+        pending = list(session.execute(select(DsarDispatch.id, DsarDispatch.task_id, DsarTask.store,
+                                              DsarTask.request_id, DsarDispatch.alone)
                                        .join(DsarTask, DsarTask.id == DsarDispatch.task_id)
                                        .where(DsarDispatch.dispatched_at.is_(None))
                                        .order_by(DsarDispatch.id).limit(1000)))
-    for index, (row_id, task_id, store) in enumerate(pending):
+    groups: dict[tuple[str, ...], list[tuple[int, str]]] = {}
+    for row_id, task_id, store, request_id, alone in pending:
+        queue = queue_of(opts, store)
+        key = (request_id, queue) if queue == QUEUE and not alone else (request_id, queue, task_id)
+        groups.setdefault(key, []).append((row_id, task_id))
+    sent = 0
+    for index, (key, rows) in enumerate(groups.items()):
+        job = job_id(rows[0][1], rows[0][0])
         with rt.db.session() as session:
-            claimed = session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id,
-                                                                 DsarDispatch.dispatched_at.is_(None))
-                                      .values(dispatched_at=utcnow())).rowcount
+            claimed = list(session.execute(update(DsarDispatch)
+                                           .where(DsarDispatch.id.in_([r for r, _ in rows]),
+                                                  DsarDispatch.dispatched_at.is_(None))
+                                           .values(dispatched_at=utcnow(), job=job)
+                                           .returning(DsarDispatch.id, DsarDispatch.task_id)))
         if not claimed:
             continue
+        claimed.sort()
         try:
-            enqueue_task(rt, task_id, store, job_id(task_id, row_id))
+            enqueue_tasks(rt, [task_id for _, task_id in claimed], key[1], job)
         except Exception as exc:  # noqa: BLE001 - the queue is down (or, in-process, the job failed)
             if rt.queue.redis is None:
-                # In-process the job ran and failed; its task row says how, and the reconciler takes it on.
-                log.warning("dsar dispatch: in-process job of task %s failed: %s", task_id, type(exc).__name__)
-                sent += 1
+                # In-process the job ran and failed; its task rows say how, and the reconciler takes it on.
+                log.warning("dsar dispatch: in-process job %s failed: %s", job, type(exc).__name__)
+                sent += len(claimed)
                 continue
-            log.warning("dsar dispatch: the queue refused a job (%s); %d row(s) left for the next pass",
-                        type(exc).__name__, len(pending) - index)
+            log.warning("dsar dispatch: the queue refused a job (%s); %d job(s) left for the next pass",
+                        type(exc).__name__, len(groups) - index)
             with rt.db.session() as session:
-                session.execute(update(DsarDispatch).where(DsarDispatch.id == row_id)
-                                .values(dispatched_at=None))
+                session.execute(update(DsarDispatch).where(DsarDispatch.id.in_([r for r, _ in claimed]))
+                                .values(dispatched_at=None, job=None))
             break
-        sent += 1
+        sent += len(claimed)
     return sent
 
 
@@ -96,14 +110,14 @@ def reconcile(rt: Runtime) -> int:
     with rt.db.sessions() as session:
         rows = list(session.execute(
             select(DsarTask.id, DsarTask.state, DsarTask.lease_until, DsarTask.attempts, DsarDispatch.id,
-                   DsarDispatch.dispatched_at)
+                   DsarDispatch.dispatched_at, DsarDispatch.job)
             .join(DsarRequest, DsarRequest.id == DsarTask.request_id)
             .outerjoin(latest, latest.c.task_id == DsarTask.id)
             .outerjoin(DsarDispatch, DsarDispatch.id == latest.c.last)
             .where(DsarRequest.status == "in_progress", DsarTask.state.in_(("pending", "running")),
                    DsarTask.store != MANUAL_TASK)))
     candidates, spent = [], []
-    for task_id, state, lease_until, attempts, dispatch_id, dispatched_at in rows:
+    for task_id, state, lease_until, attempts, dispatch_id, dispatched_at, job in rows:
         if lease_until is not None and lease_until > now:
             continue  # a live worker holds it
         if attempts >= limit:
@@ -111,14 +125,14 @@ def reconcile(rt: Runtime) -> int:
             continue
         if state == "pending" and dispatch_id is not None and dispatched_at is None:
             continue  # its outbox row is not sent yet: dispatch() takes care of it
-        candidates.append((task_id, state, None if dispatch_id is None else job_id(task_id, dispatch_id)))
+        candidates.append((task_id, state, None if dispatch_id is None else job or job_id(task_id, dispatch_id)))
     if spent:
         _give_up(rt, spent, limit)
     waiting = _waiting_jobs(rt, [j for _, state, j in candidates if j and state == "pending"])
     redo = [task_id for task_id, state, j in candidates if state == "running" or j not in waiting]
     if redo:
         with rt.db.session() as session:
-            session.add_all(DsarDispatch(task_id=task_id) for task_id in redo)
+            session.add_all(DsarDispatch(task_id=task_id, alone=True) for task_id in redo)
         log.info("reconciler: re-dispatching %d task(s)", len(redo))
     dispatch(rt)
     with rt.db.sessions() as session:

@@ -9,8 +9,10 @@ import jwt
 from joserfc import jws
 from joserfc.jwk import KeySet
 from redis import Redis
+from sqlalchemy import select
 
 from dsar import outbox
+from dsar.models import DsarDispatch, DsarTask
 from tests.conftest import wait_for
 from tests.dsar.conftest import PEOPLE, kill_with_horse, person, write_config
 
@@ -205,19 +207,46 @@ def test_worker_killed_mid_erasure_then_a_new_worker_completes(worker_config, tm
 
 
 def test_reconcile_leaves_queued_jobs_alone(dsar_app, key_for, redis_url):
+    from rq.job import Job
+
     client, headers = dsar_app.test_client(), key_for(dsar_app)
-    submit(client, headers, "access", 1)
+    req = submit(client, headers, "access", 1)
     conn = Redis.from_url(redis_url)
-    assert conn.llen("rq:queue:dsar") == 3
-    assert outbox.reconcile(dsar_app.extensions["runtime"]) == 0  # their jobs wait in Redis: no duplicates
-    assert conn.llen("rq:queue:dsar") == 3
+    # One job carries the request's three store tasks (they run side by side), named in each outbox row.
+    assert conn.llen("rq:queue:dsar") == 1
+    job = Job.fetch(conn.lindex("rq:queue:dsar", 0).decode(), connection=conn)
+    with dsar_app.extensions["db"].sessions() as session:
+        rows = session.execute(select(DsarDispatch.task_id, DsarDispatch.job).join(DsarTask)
+                               .where(DsarTask.request_id == req["id"])).all()
+    assert sorted(job.args[0]) == sorted(t for t, _ in rows) and len(rows) == 3
+    assert {j for _, j in rows} == {job.id}
+    assert outbox.reconcile(dsar_app.extensions["runtime"]) == 0  # their job waits in Redis: no duplicates
+    assert conn.llen("rq:queue:dsar") == 1
+
+
+def test_tasks_sent_again_by_the_reconciler_get_a_job_each(dsar_app, key_for, redis_url):
+    """The first dispatch groups a request's tasks; after Redis lost that job, each task is sent alone."""
+    from rq.job import Job
+
+    client, headers = dsar_app.test_client(), key_for(dsar_app)
+    req = submit(client, headers, "access", 1)
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    assert outbox.reconcile(dsar_app.extensions["runtime"]) == 3
+    jobs = [Job.fetch(j.decode(), connection=conn) for j in conn.lrange("rq:queue:dsar", 0, -1)]
+    assert sorted(len(job.args[0]) for job in jobs) == [1, 1, 1]
+    with dsar_app.extensions["db"].sessions() as session:
+        latest = session.execute(select(DsarDispatch.task_id, DsarDispatch.job, DsarDispatch.alone).join(DsarTask)
+                                 .where(DsarTask.request_id == req["id"], DsarDispatch.alone.is_(True))).all()
+    assert {(t, j) for t, j, _ in latest} == {(job.args[0][0], job.id) for job in jobs}
+    assert outbox.reconcile(dsar_app.extensions["runtime"]) == 0  # those jobs wait: nothing sent twice
 
 
 def test_redis_flushed_with_tasks_queued_then_reconciled(dsar_app, key_for, dsar_worker, redis_url):
     client, headers = dsar_app.test_client(), key_for(dsar_app)
     req = submit(client, headers, "access", 1)
     conn = Redis.from_url(redis_url)
-    assert conn.llen("rq:queue:dsar") == 3
+    assert conn.llen("rq:queue:dsar") == 1
     conn.flushdb()  # Redis loses every queued job (and the demo sessions: it is the same database)
     dsar_worker()
     assert client.get(f"/v1/requests/{req['id']}", headers=headers).json["status"] == "in_progress"
