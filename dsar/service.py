@@ -226,14 +226,13 @@ def _verified(session: Session, rt: Runtime, req: DsarRequest, actor: str, metho
 
         req.export_key = new_key(rt.keys, req.id)[1]
     plan = _plan(rt, req)
+    # Every task in one statement, then every outbox row in one (they refer to the tasks; no relationship tells
+    # the ORM's flush to order them).
+    tasks = [DsarTask(id=str(uuid.uuid4()), request_id=req.id, store=name, state="pending", attempts=0, counts={},
+                      kept={}, note=note) for name, note in plan]
+    session.add_all(tasks)
     session.flush()
-    for name, note in plan:
-        task = DsarTask(id=str(uuid.uuid4()), request_id=req.id, store=name, state="pending", attempts=0,
-                        counts={}, kept={}, note=note)
-        session.add(task)
-        session.flush()
-        if name != MANUAL_TASK:
-            session.add(DsarDispatch(task_id=task.id))
+    session.add_all(DsarDispatch(task_id=task.id) for task in tasks if task.store != MANUAL_TASK)
     if req.type == "restriction":
         hold = create_hold(session, rt.keys, app_id=req.app_id, actor=actor, subject=subject_of(rt, req),
                            store=None, category=None, reason=f"restriction of processing (request {req.id})",
