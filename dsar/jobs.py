@@ -101,9 +101,8 @@ def run_tasks(task_ids: list[str]) -> None:
     """
     rt = runtime()
     opts = options(rt.settings)
-    claims, to_close = _claim(rt, task_ids, opts)
+    claims, to_close, works = _claim(rt, task_ids, opts)
     worker = _worker_name()  # here: the job is this thread's, not the task threads'
-    works = {request_id: _work(rt, request_id) for request_id in dict.fromkeys(c.request_id for c in claims)}
     results = _side_by_side(rt, [lambda c=c: _attempt(rt, c, works[c.request_id], opts, worker) for c in claims])
     retry: list[str] = []
     bulk_lane: set[str] = set()
@@ -181,11 +180,13 @@ def _failed_or_retried(attempt: int, opts: Options) -> str:
     return "failed" if attempt >= opts.task_attempts else "pending"
 
 
-def _claim(rt: Runtime, task_ids: list[str], opts: Options) -> tuple[list[_Claim], set[str]]:
+def _claim(rt: Runtime, task_ids: list[str], opts: Options
+           ) -> tuple[list[_Claim], set[str], dict[str, _Work | str]]:
     """Take the tasks for a new run, in one transaction committed before any work (rows locked in id order, so
-    two jobs sharing tasks cannot deadlock). Returns the claims, and the requests whose tasks are final already
-    (or were just failed for lack of attempts) and where only the closing may be left. A task is skipped when
-    there is nothing to do: no such task, a request not in progress, a live run holding it."""
+    two jobs sharing tasks cannot deadlock). Returns the claims; the requests whose tasks are final already (or
+    were just failed for lack of attempts) and where only the closing may be left; and what the claimed tasks'
+    requests give them to work with (`_work`). A task is skipped when there is nothing to do: no such task, a
+    request not in progress, a live run holding it."""
     claims: list[_Claim] = []
     to_close: set[str] = set()
     with rt.db.session() as session:
@@ -210,20 +211,18 @@ def _claim(rt: Runtime, task_ids: list[str], opts: Options) -> tuple[list[_Claim
             task.state, task.attempts = "running", task.attempts + 1
             task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
             claims.append(_Claim(task.id, task.attempts, task.store, req.id, req.app_id))
-    return claims, to_close
+        works = {c.request_id: _work(rt, requests[c.request_id]) for c in claims}  # type: ignore[arg-type]
+    return claims, to_close, works
 
 
-def _work(rt: Runtime, request_id: str) -> _Work | str:
-    """What the request's tasks need, read and decrypted once; the error, as each task's outcome, if it cannot
-    be."""
+def _work(rt: Runtime, req: DsarRequest) -> _Work | str:
+    """What the request's tasks need, decrypted once; never raises, so the claim commits whatever happens here:
+    the error is then each task's outcome."""
     try:
-        with rt.db.sessions() as session:
-            req = session.get(DsarRequest, request_id)
-            assert req is not None
-            return _Work(req.id, req.type, req.app_id, fields.subject_of(rt, req), fields.details_of(rt, req),
-                         exports.unwrap(rt.keys, req.export_key, req.id) if req.export_key else None)
+        return _Work(req.id, req.type, req.app_id, fields.subject_of(rt, req), fields.details_of(rt, req),
+                     exports.unwrap(rt.keys, req.export_key, req.id) if req.export_key else None)
     except Exception as exc:  # noqa: BLE001 - recorded on every task of the request
-        log.warning("dsar request %s: its tasks' details cannot be read: %s", request_id, type(exc).__name__)
+        log.warning("dsar request %s: its tasks' details cannot be read: %s", req.id, type(exc).__name__)
         return f"{type(exc).__name__}: {exc}"[:1000]
 
 

@@ -220,11 +220,11 @@ def _plan(rt: Runtime, req: DsarRequest) -> list[tuple[str, str | None]]:
 def _verified(session: Session, rt: Runtime, req: DsarRequest, actor: str, method: str) -> None:
     """Verification starts execution: tasks and their outbox rows are written in the caller's transaction."""
     req.verified_at, req.verified_by = utcnow(), actor
-    transition(session, req, "verified", actor, method)
     if req.type in ("access", "portability"):
         from dsar.exports import new_key
 
-        req.export_key = new_key(rt.keys, req.id)[1]
+        req.export_key = new_key(rt.keys, req.id)[1]  # before the transition's flush: written with it
+    transition(session, req, "verified", actor, method)
     plan = _plan(rt, req)
     # Every task in one statement, then every outbox row in one (they refer to the tasks; no relationship tells
     # the ORM's flush to order them).
