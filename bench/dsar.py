@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -31,8 +30,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import psycopg  # noqa: E402
 from alembic import command  # noqa: E402
 from redis import Redis  # noqa: E402
-from rq import Worker  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench import workers  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -144,36 +144,17 @@ def raw_erasure(url: str, uploads: Path, redis: Redis, uid: int) -> float:
 RATIO_TARGET = 5.0  # issue 18: submission to completed against the stores' raw queries
 
 
-def procfile_worker() -> tuple[str, list[str]]:
-    """The worker class and the queues (in their order) of the Procfile's `worker:` line, as `rq worker` reads
-    them."""
-    from rq.cli.workers import worker
-
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("worker:"):
-            words = shlex.split(line.partition(":")[2])
-            params = worker.make_context("worker", words[2:]).params
-            return params["worker_class"] or "rq.worker.Worker", list(params["queues"])
-    raise SystemExit("no worker: line in the Procfile")
-
-
-PROCFILE_CLASS, PROCFILE_QUEUES = procfile_worker()
+PROCFILE_CLASS, PROCFILE_QUEUES = workers.procfile_worker()
 WORKERS = {f"Procfile: rq worker -w {PROCFILE_CLASS}": ["--worker-class", PROCFILE_CLASS],
            "rq worker (a fork per job)": [],
            "rq worker -w SimpleWorker (no fork)": ["--worker-class", "rq.worker.SimpleWorker"]}
 
 
 def start_worker(env: dict[str, str], options: list[str]) -> subprocess.Popen[bytes]:
-    args = ["worker", "--url", REDIS_URL, *options, *PROCFILE_QUEUES]  # every worker on the Procfile's queues
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    redis = Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 30
-    while not Worker.all(connection=redis):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the rq worker did not start")
-        time.sleep(0.05)
-    return proc
+    """`rq worker` on the Procfile's queues with `options`; the Procfile's own line when they are its class."""
+    if options == ["--worker-class", PROCFILE_CLASS]:
+        return workers.start(workers.procfile_command(REDIS_URL), env, REDIS_URL)
+    return workers.start([workers.RQ, "worker", "--url", REDIS_URL, *options, *PROCFILE_QUEUES], env, REDIS_URL)
 
 
 def service_request(client, headers: dict[str, str], kind: str, uid: int) -> float:
@@ -242,13 +223,10 @@ def main() -> None:
                     figures[kind][0].append(took)
                     figures[kind][1].append(base)
                     print(f"  {kind} of person {uid}: {took:.3f} s (raw queries {base * 1000:.1f} ms)", flush=True)
-            worker.terminate()
-            worker.wait(timeout=30)
+            workers.stop(worker)
             worker = None
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+        workers.stop(worker)
         app.extensions["stores"].close()
         app.extensions["db"].dispose()
         drop_database(SERVICE_DB)

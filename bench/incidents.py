@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import smtplib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +26,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import psycopg  # noqa: E402
 from alembic import command  # noqa: E402
 from redis import Redis  # noqa: E402
-from rq import Worker  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench import workers  # noqa: E402
 from bench.consent import ADMIN_URL, fresh_database, libpq  # noqa: E402
 from bench.store_subjects import NOW, WINDOWS, child  # noqa: E402
 from bench.store_subjects import create_database as create_store  # noqa: E402
@@ -39,27 +37,6 @@ from tests.mailserver import Collector, SmtpServer  # noqa: E402
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 SERVICE_DB = "bench_incidents"
 RATIO_TARGET, MEMORY_TARGET_MB, RATE_TARGET = 1.5, 200, 200
-
-
-def procfile_worker(redis_url: str) -> list[str]:
-    """The Procfile's `worker:` command with its variables filled in, the `rq` of this virtualenv."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("worker:"):
-            words = shlex.split(os.path.expandvars(line.partition(":")[2].replace("${REDIS_URL}", redis_url)))
-            return [str(Path(sys.executable).parent / words[0]), *words[1:]]
-    raise SystemExit("no worker: line in the Procfile")
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(procfile_worker(REDIS_URL), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    redis = Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 30
-    while not Worker.all(connection=redis):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the rq worker did not start")
-        time.sleep(0.05)
-    return proc
 
 
 def peak_mb(pid: int) -> float:
@@ -177,7 +154,8 @@ url = "{store_url}"
     app = create_app(env)
     logging.getLogger("privacy.access").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
-    worker = start_worker({**os.environ, **env, "PYTHONPATH": str(ROOT)})
+    worker = workers.start(workers.procfile_command(REDIS_URL), {**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                           REDIS_URL)
     try:
         with app.extensions["db"].session() as session:
             create_app_tenant(session, "bench")
@@ -208,8 +186,7 @@ url = "{store_url}"
         loop = smtplib_loop(server, sample, people)
         campaign_peak = peak_mb(worker.pid)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        workers.stop(worker)
         server.__exit__()
         app.extensions["stores"].close()
         app.extensions["db"].dispose()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +21,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 import psycopg  # noqa: E402
 from alembic import command  # noqa: E402
 from redis import Redis  # noqa: E402
-from rq import Worker  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench import workers  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -104,20 +103,6 @@ def hand_written(url: str, batch: int, form: str) -> tuple[float, int]:
             total += done
             if done < batch:
                 return time.perf_counter() - start, total
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # The Procfile's worker class: it imports the service once and forks a ready work horse per job.
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "rq"), "worker", "-w", "privacy.worker.ServiceWorker",
-                             "--url", REDIS_URL, "retention"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    redis = Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 30
-    while not Worker.all(connection=redis):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the rq worker did not start")
-        time.sleep(0.05)
-    return proc
 
 
 def service_run(client, headers: dict[str, str]) -> tuple[float, int, dict]:
@@ -223,10 +208,9 @@ def rounds(count: int, store_url: str, batch: int, worker_env: dict[str, str], c
             hand[form].append(seconds)
             print(f"  hand-written DELETE, {form + ':':<6}  {rows:,} rows in {seconds:.2f} s", flush=True)
         reset(store_url)
-        worker = start_worker(worker_env)
+        worker = workers.start(workers.procfile_command(REDIS_URL), worker_env, REDIS_URL)  # as production runs it
         seconds, rows, report = service_run(client, headers)
-        worker.send_signal(signal.SIGTERM)  # warm shutdown: the worker and its work horse are waited for
-        worker.wait(timeout=60)
+        workers.stop(worker, timeout=60)
         service.append(seconds)
         step = report["steps"][0]
         phases = {name: (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() for name, a, b in (
