@@ -4,7 +4,7 @@ REDIS_URL (or RATELIMIT_REDIS_URL) is set, so every web process counts together,
 Configured in PRIVACY_CONFIG: `[ratelimit] enabled = true, default = "6000 per minute"` and
 `[ratelimit.scopes] "consent:read" = "..."`. `require_scope` checks once the key is known; the consent status
 fast path (beneath Flask) calls `hit` on the same storage and keys, so both paths spend one count (the fast path
-leases counts from Redis in small batches: `ApiLimits._leased`).
+leases counts from the store in small batches: `ApiLimits._leased`).
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def storage_url(env: Mapping[str, str], redis_url: str | None) -> str:
 
 
 def lease_size(amount: int) -> int:
-    """Counts the fast path takes from Redis at once: 1% of the limit (at most 100), so a busy key costs one round
-    trip per that many requests; 1 (every request counted in the store) for limits under 200."""
+    """Counts the fast path takes from the store at once: 1% of the limit (at most 100), so a busy key costs one
+    round trip (or, in memory, one increment) per that many requests; 1 (every request counted in the store) for
+    limits under 200."""
     return max(1, min(100, amount // 100))
 
 
@@ -163,14 +164,8 @@ class ApiLimits:
             item = self.config.item(scope)
             named = self._names[(key_id, scope)] = (item, item.key_for(PREFIX, key_id, scope))
         item, key = named
-        storage = self.limiter.storage
         try:
-            if isinstance(storage, RedisStorage):
-                decision = self._leased(storage, item, key, now)
-            else:  # memory: no round trip to save
-                count = storage.incr(key, item.get_expiry())
-                decision = Decision(count <= item.amount, item.amount, max(0, item.amount - count),
-                                    storage.get_expiry(key))
+            decision = self._leased(self.limiter.storage, item, key, now)
         except Exception as exc:  # noqa: BLE001 - any failure of the store: fail open (see ApiLimits)
             with self._lock:
                 if self._down_until == 0.0:
@@ -184,26 +179,31 @@ class ApiLimits:
             log.info("rate-limit store reachable again")
         return decision
 
-    def _leased(self, storage: RedisStorage, item: RateLimitItem, key: str, now: float) -> Decision:
+    def _leased(self, storage: Any, item: RateLimitItem, key: str, now: float) -> Decision:
         """A count from this process's lease on the store's counter, taking a new lease when it is spent.
 
         A round trip per request halved the status path's throughput against Redis; taking `lease_size` counts at
-        once (INCRBY n) makes it one per n requests. Only counts the store granted within the limit are spent, so
-        a key never gets more than its limit; the cost is that counts leased by one process and not used by the
-        window's end are refused to the others (at most n - 1 per process and window)."""
+        once (INCRBY n) makes it one per n requests. In memory, limits' storage starts a timer thread at most
+        increments (its expiry sweep), which cost the fast paths a thread start every few requests: leased there
+        too. Only counts the store granted within the limit are spent, so a key never gets more than its limit;
+        the cost is that counts leased by one process and not used by the window's end are refused to the others
+        (at most n - 1 per process and window)."""
         size = lease_size(item.amount)
         with self._lock:
             lease = self._leases.get(key)
             if lease is not None and lease.left > 0 and lease.reset_at > now:
                 lease.left -= 1
                 return Decision(True, item.amount, max(0, item.amount - lease.count) + lease.left, lease.reset_at)
-        # One round trip: what limits' fixed window does (INCRBY, EXPIRE on the first hit) plus the TTL for the
-        # headers, which Flask-Limiter reads in two more.
-        name = storage.prefixed_key(key)
-        pipe = storage.get_connection().pipeline(transaction=False)
-        pipe.incrby(name, size).expire(name, item.get_expiry(), nx=True).ttl(name)
-        count, _, ttl = pipe.execute()
-        reset_at = now + max(ttl, 0)
+        if isinstance(storage, RedisStorage):
+            # One round trip: what limits' fixed window does (INCRBY, EXPIRE on the first hit) plus the TTL for
+            # the headers, which Flask-Limiter reads in two more.
+            name = storage.prefixed_key(key)
+            pipe = storage.get_connection().pipeline(transaction=False)
+            pipe.incrby(name, size).expire(name, item.get_expiry(), nx=True).ttl(name)
+            count, _, ttl = pipe.execute()
+            reset_at = now + max(ttl, 0)
+        else:
+            count, reset_at = storage.incr(key, item.get_expiry(), amount=size), storage.get_expiry(key)
         granted = min(size, max(0, item.amount - (count - size)))  # the part of this lease within the limit
         if granted == 0:
             return Decision(False, item.amount, 0, reset_at)

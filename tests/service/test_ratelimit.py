@@ -229,6 +229,31 @@ def test_the_fast_path_leases_counts_from_redis_and_never_grants_past_the_limit(
     store.close()
 
 
+def test_in_memory_the_fast_path_leases_counts_too_and_never_grants_past_the_limit(limited):
+    """limits' memory store starts a timer thread at most increments: the fast path takes its counts in leases
+    there as well, and a key still gets its limit and no more."""
+    toml = '[ratelimit]\n[ratelimit.scopes]\n"consent:read" = "400 per minute"\n'  # leases of 4
+    app = limited(toml)
+    _policy(app, _key(app, "shop", "admin"))
+    key = _key(app, "shop", "consent:read")
+    assert app.test_client().get(STATUS, query_string=QUERY, headers=key).status_code == 200  # the route: 1
+    storage = app.extensions["api_limits"].limiter.storage
+    [counter] = [k for k in storage.storage if "consent:read" in k]
+    assert storage.get(counter) == 1
+    assert _fast(app, key) is not None
+    assert storage.get(counter) == 1 + ratelimit.lease_size(400)  # one increment took a lease of 4
+    for _ in range(3):
+        assert _fast(app, key) is not None
+    assert storage.get(counter) == 5  # the lease's other three spent without touching the store
+    for _ in range(4):
+        assert _fast(app, key) is not None
+    assert storage.get(counter) == 9
+    granted = 1 + 8
+    while _fast(app, key) is not None:
+        granted += 1
+    assert granted == 400
+
+
 def test_the_recording_fast_path_counts_on_the_routes_counter(limited):
     from consent.fastrecord import RecordFastPath
 
