@@ -211,7 +211,7 @@ def _claim(rt: Runtime, task_ids: list[str], opts: Options
             task.state, task.attempts = "running", task.attempts + 1
             task.lease_until = utcnow() + timedelta(seconds=opts.lease_seconds)
             claims.append(_Claim(task.id, task.attempts, task.store, req.id, req.app_id))
-        works = {c.request_id: _work(rt, requests[c.request_id]) for c in claims}  # type: ignore[arg-type]
+        works = {rid: _work(rt, requests[rid]) for rid in {c.request_id for c in claims}}  # type: ignore[arg-type]
     return claims, to_close, works
 
 
